@@ -1,0 +1,14 @@
+/**
+ * RIFT's sans-IO core: the wire format, frames, video fragmentation and
+ * reassembly, reliable channels, RTT estimation and the per-connection
+ * session state machine. Nothing here reads a clock or touches a socket.
+ *
+ * @module
+ */
+export * from "./result.ts";
+export * from "./wire.ts";
+export * from "./frames.ts";
+export * from "./fragment.ts";
+export * from "./reliable.ts";
+export * from "./rtt.ts";
+export * from "./session.ts";

@@ -1,0 +1,35 @@
+/**
+ * Deterministic, virtual-time network simulator: seeded randomness, lossy
+ * rate-limited links (fixed rate or Mahimahi traces) and an event loop that
+ * drives two sans-IO endpoints, with an optional man-in-the-middle.
+ *
+ * See docs/SIMULATOR.md.
+ *
+ * @module
+ */
+
+export { Rng } from "./rng.ts";
+export {
+  DEFAULT_QUEUE_BYTES,
+  gilbertElliott,
+  Link,
+  type LinkConfig,
+  type LinkStats,
+  type LossModel,
+} from "./link.ts";
+export { DeliveryTrace, parseMahimahiTrace, TRACE_PACKET_BYTES } from "./trace.ts";
+export {
+  type Direction,
+  type Middlebox,
+  type MiddleboxVerdict,
+  type SimEndpoint,
+  SimNetwork,
+  type SimNetworkOptions,
+  type TraceEntry,
+} from "./network.ts";
+export {
+  RecordingEndpoint,
+  type SessionPair,
+  sessionPair,
+  type SessionPairOptions,
+} from "./pair.ts";

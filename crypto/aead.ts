@@ -1,0 +1,221 @@
+/**
+ * ChaCha20-Poly1305 (RFC 8439) with two interchangeable backends: the pure
+ * TypeScript `@noble/ciphers` implementation and the native
+ * `chacha20-poly1305` cipher of `node:crypto` (which Deno implements in Rust).
+ *
+ * Both produce byte-identical output, so the two ends of a session may use
+ * different backends. `open` never throws: a forged, truncated or otherwise
+ * unauthenticated input yields `undefined`.
+ *
+ * @module
+ */
+
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+
+/** Which ChaCha20-Poly1305 implementation an {@linkcode Aead} uses. */
+export type AeadBackend = "noble" | "node";
+
+/**
+ * The backend used when none is given. `"node"` (native code) measured about
+ * 2.3x faster than `"noble"` for 1200-byte packets on Deno 2.9 (see
+ * docs/CRYPTO.md for the numbers and how to reproduce them).
+ */
+export const DEFAULT_AEAD_BACKEND: AeadBackend = "node";
+
+/** Key length of ChaCha20-Poly1305 in bytes. */
+export const AEAD_KEY_LENGTH = 32;
+/** Nonce length of ChaCha20-Poly1305 (IETF variant) in bytes. */
+export const AEAD_NONCE_LENGTH = 12;
+/** Poly1305 tag length in bytes; appended to every sealed message. */
+export const AEAD_TAG_LENGTH = 16;
+
+/** A ChaCha20-Poly1305 instance bound to one key. */
+export interface Aead {
+  /** The implementation in use. */
+  readonly backend: AeadBackend;
+  /**
+   * Encrypts and authenticates `plaintext`, also authenticating `ad`.
+   * Returns `ciphertext || tag` (plaintext length + 16 bytes).
+   * Throws a `RangeError` only on programmer error (a nonce that is not 12 bytes).
+   */
+  seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
+  /**
+   * Authenticates and decrypts `sealed` (`ciphertext || tag`). Returns the
+   * plaintext, or `undefined` if authentication fails or the input is
+   * malformed. Never throws.
+   */
+  open(
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    ad: Uint8Array,
+  ): Uint8Array | undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+
+class NobleAead implements Aead {
+  readonly backend: AeadBackend = "noble";
+  readonly #key: Uint8Array;
+
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+    checkNonce(nonce);
+    return chacha20poly1305(this.#key, nonce, ad).encrypt(plaintext);
+  }
+
+  open(
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    ad: Uint8Array,
+  ): Uint8Array | undefined {
+    if (
+      nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH
+    ) {
+      return undefined;
+    }
+    try {
+      return chacha20poly1305(this.#key, nonce, ad).decrypt(sealed);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+class NodeAead implements Aead {
+  readonly backend: AeadBackend = "node";
+  readonly #key: Uint8Array;
+
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+    checkNonce(nonce);
+    const cipher = createCipheriv("chacha20-poly1305", this.#key, nonce, {
+      authTagLength: AEAD_TAG_LENGTH,
+    });
+    cipher.setAAD(ad, { plaintextLength: plaintext.length });
+    const body = cipher.update(plaintext);
+    const tail = cipher.final(); // empty for a stream cipher, kept for safety
+    const tag = cipher.getAuthTag();
+    // One copy: the output must be a single ciphertext||tag buffer.
+    const out = new Uint8Array(body.length + tail.length + AEAD_TAG_LENGTH);
+    out.set(body, 0);
+    if (tail.length > 0) out.set(tail, body.length);
+    out.set(tag, body.length + tail.length);
+    return out;
+  }
+
+  open(
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    ad: Uint8Array,
+  ): Uint8Array | undefined {
+    if (
+      nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH
+    ) {
+      return undefined;
+    }
+    const ctLength = sealed.length - AEAD_TAG_LENGTH;
+    try {
+      const decipher = createDecipheriv(
+        "chacha20-poly1305",
+        this.#key,
+        nonce,
+        { authTagLength: AEAD_TAG_LENGTH },
+      );
+      decipher.setAuthTag(sealed.subarray(ctLength));
+      decipher.setAAD(ad, { plaintextLength: ctLength });
+      const body = ctLength === 0 ? EMPTY : decipher.update(sealed.subarray(0, ctLength));
+      const tail = decipher.final(); // throws when the tag does not verify
+      if (tail.length === 0) {
+        // View, not copy, of the Buffer the native code produced.
+        return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+      }
+      const out = new Uint8Array(body.length + tail.length);
+      out.set(body, 0);
+      out.set(tail, body.length);
+      return out;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function checkNonce(nonce: Uint8Array): void {
+  if (nonce.length !== AEAD_NONCE_LENGTH) {
+    throw new RangeError(
+      `ChaCha20-Poly1305 nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`,
+    );
+  }
+}
+
+/**
+ * Creates a ChaCha20-Poly1305 instance for a 32-byte `key`. The key is copied,
+ * so the caller may wipe its array afterwards.
+ *
+ * @param key 32-byte key.
+ * @param backend implementation to use; defaults to {@linkcode DEFAULT_AEAD_BACKEND}.
+ * @throws {RangeError} if the key is not 32 bytes or the backend is unknown.
+ */
+export function createAead(
+  key: Uint8Array,
+  backend: AeadBackend = DEFAULT_AEAD_BACKEND,
+): Aead {
+  if (!(key instanceof Uint8Array) || key.length !== AEAD_KEY_LENGTH) {
+    throw new RangeError(`ChaCha20-Poly1305 key must be ${AEAD_KEY_LENGTH} bytes`);
+  }
+  const copy = key.slice();
+  switch (backend) {
+    case "noble":
+      return new NobleAead(copy);
+    case "node":
+      return new NodeAead(copy);
+    default:
+      throw new RangeError(`unknown AEAD backend: ${String(backend)}`);
+  }
+}
+
+const TWO_POW_32 = 0x1_0000_0000;
+
+/**
+ * Builds the 12-byte Noise/RIFT nonce for a packet counter: four zero bytes,
+ * then the counter as an unsigned 64-bit little-endian integer.
+ *
+ * @param counter integer in `[0, 2^53)`.
+ * @param out optional 12-byte array to write into (avoids an allocation).
+ * @returns `out` (or a new array) holding the nonce.
+ * @throws {RangeError} if `counter` is not a safe non-negative integer or `out` is not 12 bytes.
+ */
+export function nonceFromCounter(
+  counter: number,
+  out: Uint8Array = new Uint8Array(AEAD_NONCE_LENGTH),
+): Uint8Array {
+  if (!Number.isSafeInteger(counter) || counter < 0) {
+    throw new RangeError(
+      `nonce counter must be an integer in [0, 2^53), got ${counter}`,
+    );
+  }
+  if (out.length !== AEAD_NONCE_LENGTH) {
+    throw new RangeError(`nonce buffer must be ${AEAD_NONCE_LENGTH} bytes`);
+  }
+  const lo = counter >>> 0;
+  const hi = Math.floor(counter / TWO_POW_32);
+  out[0] = 0;
+  out[1] = 0;
+  out[2] = 0;
+  out[3] = 0;
+  out[4] = lo & 0xff;
+  out[5] = (lo >>> 8) & 0xff;
+  out[6] = (lo >>> 16) & 0xff;
+  out[7] = lo >>> 24;
+  out[8] = hi & 0xff;
+  out[9] = (hi >>> 8) & 0xff;
+  out[10] = (hi >>> 16) & 0xff;
+  out[11] = hi >>> 24;
+  return out;
+}

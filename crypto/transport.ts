@@ -1,0 +1,312 @@
+/**
+ * RIFT packet protection after the handshake: ChaCha20-Poly1305 over each
+ * datagram with the 16-byte RIFT header as associated data, a replay window
+ * per direction, and key updates with a QUIC-style key-phase bit.
+ *
+ * Datagram layout: `header(16) || ciphertext || tag(16)`. The nonce is
+ * {@linkcode nonceFromCounter}(packet number). Packet numbers start at 0 in
+ * each direction and only increase, across key updates too, so one replay
+ * window covers every key phase.
+ *
+ * Sans-IO: the caller passes the time (`now`, milliseconds) into every call.
+ * The header codec lives in `core/`; this module only sees the header bytes
+ * and the packet number and key phase the caller parsed from them.
+ *
+ * @module
+ */
+
+import {
+  type Aead,
+  type AeadBackend,
+  createAead,
+  DEFAULT_AEAD_BACKEND,
+  nonceFromCounter,
+} from "./aead.ts";
+import { noiseRekey as rekey } from "./noise.ts";
+import { ReplayWindow } from "./replay.ts";
+
+/** Length of the RIFT header that is authenticated as associated data. */
+export const HEADER_LENGTH = 16;
+/** Length of the Poly1305 tag at the end of every datagram. */
+export const TAG_LENGTH = 16;
+/** Largest packet number that may be sealed (2^53 - 1). */
+export const MAX_PACKET_NUMBER: number = Number.MAX_SAFE_INTEGER;
+
+/** Tunables of a {@linkcode PacketProtector}. */
+export interface TransportConfig {
+  /** Sender switches to the next key after this many packets under one key. */
+  rekeyAfterPackets: number;
+  /** Sender switches to the next key this long (ms) after installing the current one. */
+  rekeyAfterMs: number;
+  /** Replay window size in packets (see {@linkcode ReplayWindow}). */
+  replayWindow: number;
+  /** How long (ms) the receiver keeps the previous key for reordered packets. */
+  previousKeyRetentionMs: number;
+  /** ChaCha20-Poly1305 implementation. */
+  backend: AeadBackend;
+  /**
+   * Last packet number that may be sealed; `seal` reports "Exhausted" after
+   * it. Defaults to (and may not exceed) 2^53 - 1; lower it only to test or to
+   * force earlier re-handshakes.
+   */
+  maxPacketNumber: number;
+}
+
+/**
+ * Defaults: rekey every 2^30 packets or 2 minutes, 2048-packet window, 3 s
+ * previous-key retention, the faster AEAD backend, packet numbers up to 2^53 - 1.
+ */
+export const DEFAULT_TRANSPORT_CONFIG: TransportConfig = Object.freeze({
+  rekeyAfterPackets: 2 ** 30,
+  rekeyAfterMs: 120_000,
+  replayWindow: 2048,
+  previousKeyRetentionMs: 3_000,
+  backend: DEFAULT_AEAD_BACKEND,
+  maxPacketNumber: MAX_PACKET_NUMBER,
+});
+
+/** Why {@linkcode PacketProtector.open} rejected a datagram. */
+export type OpenErrorKind = "Unauthenticated" | "Replayed" | "TooOld";
+
+/** Result of {@linkcode PacketProtector.seal}. */
+export type SealResult =
+  | { ok: true; datagram: Uint8Array; packetNumber: number }
+  | { ok: false; kind: "Exhausted" };
+
+/** Result of {@linkcode PacketProtector.open}. */
+export type OpenResult =
+  | { ok: true; plaintext: Uint8Array; commit(): void }
+  | { ok: false; kind: OpenErrorKind };
+
+/** Counters exposed for metrics. */
+export interface TransportStats {
+  /** Datagrams sealed. */
+  sealed: number;
+  /** Datagrams opened and committed. */
+  opened: number;
+  /** Send-side key updates. */
+  rekeys: number;
+  /** Receive-side key rotations (peer's key updates we followed). */
+  receiveKeyRotations: number;
+}
+
+interface KeyState {
+  readonly key: Uint8Array;
+  readonly aead: Aead;
+}
+
+function validateConfig(c: TransportConfig): void {
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isSafeInteger(v) || v < 1) {
+      throw new RangeError(`${name} must be a positive integer, got ${v}`);
+    }
+  };
+  positiveInt("rekeyAfterPackets", c.rekeyAfterPackets);
+  if (!(c.rekeyAfterMs > 0)) {
+    throw new RangeError(`rekeyAfterMs must be > 0, got ${c.rekeyAfterMs}`);
+  }
+  positiveInt("replayWindow", c.replayWindow);
+  if (
+    !Number.isSafeInteger(c.maxPacketNumber) || c.maxPacketNumber < 0
+  ) {
+    throw new RangeError(
+      `maxPacketNumber must be an integer in [0, 2^53 - 1], got ${c.maxPacketNumber}`,
+    );
+  }
+  if (!(c.previousKeyRetentionMs >= 0)) {
+    throw new RangeError(
+      `previousKeyRetentionMs must be >= 0, got ${c.previousKeyRetentionMs}`,
+    );
+  }
+}
+
+/**
+ * Seals outgoing and opens incoming RIFT datagrams for one session.
+ *
+ * Key updates use Noise `Rekey` (`noiseRekey` in crypto/noise.ts):
+ * `next = ENCRYPT(k, nonce 2^64 - 1, empty ad, 32 zero bytes)[:32]`.
+ *
+ * Receive key schedule (as QUIC): the receiver holds the previous, current and
+ * next keys. A packet whose key phase equals the current phase is opened with
+ * the current key; otherwise, if its packet number is below the lowest one
+ * seen in the current phase it is opened with the previous key (kept for
+ * {@linkcode TransportConfig.previousKeyRetentionMs} after the rotation), else
+ * with the next key. Committing a packet opened with the next key rotates:
+ * `prev = cur, cur = next, next = rekey(next)`.
+ */
+export class PacketProtector {
+  readonly #config: TransportConfig;
+
+  // send side
+  #send: KeyState;
+  #sendPhase: 0 | 1 = 0;
+  #nextPacketNumber = 0;
+  #sendKeyInstalledAt: number;
+  #packetsUnderSendKey = 0;
+
+  // receive side
+  #recvPrev: KeyState | undefined;
+  #recvPrevExpiresAt = -Infinity;
+  #recvCur: KeyState;
+  #recvNext: KeyState;
+  #recvPhase: 0 | 1 = 0;
+  #lowestPnInRecvPhase = 0;
+  readonly #window: ReplayWindow;
+
+  #stats: TransportStats = {
+    sealed: 0,
+    opened: 0,
+    rekeys: 0,
+    receiveKeyRotations: 0,
+  };
+
+  /**
+   * Creates the protector for one session, right after the handshake.
+   *
+   * @param keys the 32-byte transport keys from the handshake (copied).
+   * @param now current time in milliseconds; starts the send key's age.
+   * @param config overrides of {@linkcode DEFAULT_TRANSPORT_CONFIG}.
+   * @throws {RangeError} on keys that are not 32 bytes or an invalid config.
+   */
+  constructor(
+    keys: { sendKey: Uint8Array; recvKey: Uint8Array },
+    now: number,
+    config: Partial<TransportConfig> = {},
+  ) {
+    this.#config = { ...DEFAULT_TRANSPORT_CONFIG, ...config };
+    validateConfig(this.#config);
+    this.#send = this.#keyState(keys.sendKey.slice());
+    this.#sendKeyInstalledAt = now;
+    this.#recvCur = this.#keyState(keys.recvKey.slice());
+    this.#recvNext = this.#keyState(rekey(this.#recvCur.key));
+    this.#window = new ReplayWindow(this.#config.replayWindow);
+  }
+
+  /** Counters for metrics (a snapshot). */
+  get stats(): TransportStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Allocates the next packet number and key phase (updating the send key
+   * first if it is due), asks `writeHeader` for the 16-byte header of that
+   * packet, and seals `plaintext` with the header as associated data.
+   *
+   * Returns `{ ok: false, kind: "Exhausted" }` once packet numbers would pass
+   * 2^53 - 1; the session must then be re-established.
+   *
+   * @throws {RangeError} if `writeHeader` returns something other than 16 bytes.
+   */
+  seal(
+    writeHeader: (packetNumber: number, keyPhase: 0 | 1) => Uint8Array,
+    plaintext: Uint8Array,
+    now: number,
+  ): SealResult {
+    const pn = this.#nextPacketNumber;
+    if (pn > this.#config.maxPacketNumber) {
+      return { ok: false, kind: "Exhausted" };
+    }
+    if (
+      this.#packetsUnderSendKey >= this.#config.rekeyAfterPackets ||
+      now - this.#sendKeyInstalledAt >= this.#config.rekeyAfterMs
+    ) {
+      this.#send = this.#keyState(rekey(this.#send.key));
+      this.#sendPhase = this.#sendPhase === 0 ? 1 : 0;
+      this.#sendKeyInstalledAt = now;
+      this.#packetsUnderSendKey = 0;
+      this.#stats.rekeys++;
+    }
+    const header = writeHeader(pn, this.#sendPhase);
+    if (header.length !== HEADER_LENGTH) {
+      throw new RangeError(
+        `RIFT header must be ${HEADER_LENGTH} bytes, got ${header.length}`,
+      );
+    }
+    const sealed = this.#send.aead.seal(nonceFromCounter(pn), plaintext, header);
+    const datagram = new Uint8Array(HEADER_LENGTH + sealed.length);
+    datagram.set(header, 0);
+    datagram.set(sealed, HEADER_LENGTH);
+    this.#nextPacketNumber = pn + 1;
+    this.#packetsUnderSendKey++;
+    this.#stats.sealed++;
+    return { ok: true, datagram, packetNumber: pn };
+  }
+
+  /**
+   * Authenticates and decrypts one datagram. `header` is its first 16 bytes,
+   * `packetNumber` and `keyPhase` the values the caller parsed from that
+   * header, and `sealed` the rest of the datagram (ciphertext and tag).
+   *
+   * Changes no state: the packet counts as received (replay window, key
+   * rotation, stats) only when the returned `commit()` is called, so the
+   * caller can parse the plaintext first and drop it without side effects.
+   * Call `commit()` at most once, before opening further packets. Never throws.
+   */
+  open(
+    header: Uint8Array,
+    packetNumber: number,
+    keyPhase: 0 | 1,
+    sealed: Uint8Array,
+    now: number,
+  ): OpenResult {
+    if (header.length !== HEADER_LENGTH || sealed.length < TAG_LENGTH) {
+      return { ok: false, kind: "Unauthenticated" };
+    }
+    if (keyPhase !== 0 && keyPhase !== 1) {
+      return { ok: false, kind: "Unauthenticated" };
+    }
+    const replay = this.#window.check(packetNumber);
+    if (replay === "replayed") return { ok: false, kind: "Replayed" };
+    if (replay === "too-old") return { ok: false, kind: "TooOld" };
+
+    let state: KeyState | undefined;
+    if (keyPhase === this.#recvPhase) {
+      state = this.#recvCur;
+    } else if (packetNumber < this.#lowestPnInRecvPhase) {
+      state = now <= this.#recvPrevExpiresAt ? this.#recvPrev : undefined;
+    } else {
+      state = this.#recvNext;
+    }
+    if (state === undefined) return { ok: false, kind: "Unauthenticated" };
+
+    const plaintext = state.aead.open(nonceFromCounter(packetNumber), sealed, header);
+    if (plaintext === undefined) return { ok: false, kind: "Unauthenticated" };
+
+    const used = state;
+    let committed = false;
+    return {
+      ok: true,
+      plaintext,
+      commit: () => {
+        if (committed) return;
+        committed = true;
+        this.#commit(used, packetNumber, now);
+      },
+    };
+  }
+
+  #commit(used: KeyState, pn: number, now: number): void {
+    if (this.#window.check(pn) !== "ok") return; // a duplicate committed meanwhile
+    this.#window.commit(pn);
+    this.#stats.opened++;
+    if (now > this.#recvPrevExpiresAt) this.#recvPrev = undefined;
+    if (used === this.#recvNext) {
+      this.#recvPrev = this.#recvCur;
+      this.#recvPrevExpiresAt = now + this.#config.previousKeyRetentionMs;
+      this.#recvCur = this.#recvNext;
+      this.#recvNext = this.#keyState(rekey(this.#recvCur.key));
+      this.#recvPhase = this.#recvPhase === 0 ? 1 : 0;
+      this.#lowestPnInRecvPhase = pn;
+      this.#stats.receiveKeyRotations++;
+    } else if (used === this.#recvCur && pn < this.#lowestPnInRecvPhase) {
+      this.#lowestPnInRecvPhase = pn;
+    }
+  }
+
+  #keyState(key: Uint8Array): KeyState {
+    if (key.length !== 32) {
+      throw new RangeError(`transport keys must be 32 bytes, got ${key.length}`);
+    }
+    return { key, aead: createAead(key, this.#config.backend) };
+  }
+}
