@@ -21,7 +21,7 @@ import {
   CloseCode,
   decodeFrames,
   encodedFrameLength,
-  encodeFrames,
+  encodeFramesInto,
   type Frame,
   KeyframeReason,
   maxVideoPayload,
@@ -243,6 +243,8 @@ export class Session {
   #receivedCount = 0;
 
   #closeFrameQueued = false;
+  /** Frames are encoded here, then sealed straight into the outgoing datagram. */
+  readonly #plaintext: Uint8Array;
   #stats: SessionStats = {
     datagramsSent: 0,
     bytesSent: 0,
@@ -268,6 +270,7 @@ export class Session {
     this.#localId = options.localConnectionId ?? this.#randomConnectionId();
     this.#startedAt = now;
     this.#lastAuthenticatedAt = now;
+    this.#plaintext = new Uint8Array(this.#config.maxDatagram);
     this.#reassembler = new Reassembler({
       deadlineMs: this.#config.frameDeadlineMs,
     });
@@ -757,7 +760,7 @@ export class Session {
           connectionId: this.#peerId,
           packetNumber,
         }),
-      encodeFrames(frames),
+      this.#plaintext.subarray(0, encodeFramesInto(frames, this.#plaintext, 0)),
       now,
     );
     if (!sealed.ok) {

@@ -41,6 +41,18 @@ export interface Aead {
    */
   seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   /**
+   * Like {@linkcode Aead.seal}, but writes `ciphertext || tag` into `out` at
+   * `offset` (which must have room for `plaintext.length + 16` bytes), so the
+   * data path can seal straight into the datagram it sends.
+   */
+  sealInto(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): void;
+  /**
    * Authenticates and decrypts `sealed` (`ciphertext || tag`). Returns the
    * plaintext, or `undefined` if authentication fails or the input is
    * malformed. Never throws.
@@ -65,6 +77,21 @@ class NobleAead implements Aead {
   seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
     checkNonce(nonce);
     return chacha20poly1305(this.#key, nonce, ad).encrypt(plaintext);
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): void {
+    checkNonce(nonce);
+    checkRoom(plaintext, out, offset);
+    chacha20poly1305(this.#key, nonce, ad).encrypt(
+      plaintext,
+      out.subarray(offset, offset + plaintext.length + AEAD_TAG_LENGTH),
+    );
   }
 
   open(
@@ -94,7 +121,20 @@ class NodeAead implements Aead {
   }
 
   seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + AEAD_TAG_LENGTH);
+    this.sealInto(nonce, plaintext, ad, out, 0);
+    return out;
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): void {
     checkNonce(nonce);
+    checkRoom(plaintext, out, offset);
     const cipher = createCipheriv("chacha20-poly1305", this.#key, nonce, {
       authTagLength: AEAD_TAG_LENGTH,
     });
@@ -102,12 +142,10 @@ class NodeAead implements Aead {
     const body = cipher.update(plaintext);
     const tail = cipher.final(); // empty for a stream cipher, kept for safety
     const tag = cipher.getAuthTag();
-    // One copy: the output must be a single ciphertext||tag buffer.
-    const out = new Uint8Array(body.length + tail.length + AEAD_TAG_LENGTH);
-    out.set(body, 0);
-    if (tail.length > 0) out.set(tail, body.length);
-    out.set(tag, body.length + tail.length);
-    return out;
+    // One copy, straight into the caller's buffer.
+    out.set(body, offset);
+    if (tail.length > 0) out.set(tail, offset + body.length);
+    out.set(tag, offset + body.length + tail.length);
   }
 
   open(
@@ -143,6 +181,15 @@ class NodeAead implements Aead {
     } catch {
       return undefined;
     }
+  }
+}
+
+function checkRoom(plaintext: Uint8Array, out: Uint8Array, offset: number): void {
+  if (!(offset >= 0) || offset + plaintext.length + AEAD_TAG_LENGTH > out.length) {
+    throw new RangeError(
+      `sealInto needs ${plaintext.length + AEAD_TAG_LENGTH} bytes at offset ${offset}, ` +
+        `the buffer has ${out.length}`,
+    );
   }
 }
 

@@ -217,3 +217,20 @@ Deno.test("nonceFromCounter: 4 zero bytes then u64 little-endian", () => {
   assert.throws(() => nonceFromCounter(NaN), RangeError);
   assert.throws(() => nonceFromCounter(1, new Uint8Array(8)), RangeError);
 });
+
+Deno.test("aead: sealInto writes the same bytes as seal, at an offset, on both backends", () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const plaintext = crypto.getRandomValues(new Uint8Array(1168));
+  const ad = crypto.getRandomValues(new Uint8Array(16));
+  for (const backend of BACKENDS) {
+    const aead = createAead(key, backend);
+    const nonce = nonceFromCounter(77);
+    const expected = aead.seal(nonce, plaintext, ad);
+    const out = new Uint8Array(16 + expected.length + 5).fill(0xee);
+    aead.sealInto(nonce, plaintext, ad, out, 16);
+    assert.deepEqual(out.subarray(16, 16 + expected.length), expected, backend);
+    assert.ok(out.subarray(0, 16).every((b) => b === 0xee), `${backend}: wrote before offset`);
+    assert.ok(out.subarray(16 + expected.length).every((b) => b === 0xee), `${backend}: overran`);
+    assert.throws(() => aead.sealInto(nonce, plaintext, ad, new Uint8Array(100), 0), RangeError);
+  }
+});

@@ -152,6 +152,9 @@ export class PacketProtector {
   #recvPhase: 0 | 1 = 0;
   #lowestPnInRecvPhase = 0;
   readonly #window: ReplayWindow;
+  // Scratch nonces: the AEAD reads them synchronously, so one per direction is enough.
+  readonly #sendNonce = new Uint8Array(12);
+  readonly #recvNonce = new Uint8Array(12);
 
   #stats: TransportStats = {
     sealed: 0,
@@ -222,10 +225,16 @@ export class PacketProtector {
         `RIFT header must be ${HEADER_LENGTH} bytes, got ${header.length}`,
       );
     }
-    const sealed = this.#send.aead.seal(nonceFromCounter(pn), plaintext, header);
-    const datagram = new Uint8Array(HEADER_LENGTH + sealed.length);
+    // Seal straight into the datagram: one allocation per packet on the hot path.
+    const datagram = new Uint8Array(HEADER_LENGTH + plaintext.length + TAG_LENGTH);
     datagram.set(header, 0);
-    datagram.set(sealed, HEADER_LENGTH);
+    this.#send.aead.sealInto(
+      nonceFromCounter(pn, this.#sendNonce),
+      plaintext,
+      datagram.subarray(0, HEADER_LENGTH),
+      datagram,
+      HEADER_LENGTH,
+    );
     this.#nextPacketNumber = pn + 1;
     this.#packetsUnderSendKey++;
     this.#stats.sealed++;
@@ -269,7 +278,11 @@ export class PacketProtector {
     }
     if (state === undefined) return { ok: false, kind: "Unauthenticated" };
 
-    const plaintext = state.aead.open(nonceFromCounter(packetNumber), sealed, header);
+    const plaintext = state.aead.open(
+      nonceFromCounter(packetNumber, this.#recvNonce),
+      sealed,
+      header,
+    );
     if (plaintext === undefined) return { ok: false, kind: "Unauthenticated" };
 
     const used = state;
