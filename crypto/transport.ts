@@ -38,6 +38,13 @@ export interface TransportConfig {
   rekeyAfterPackets: number;
   /** Sender switches to the next key this long (ms) after installing the current one. */
   rekeyAfterMs: number;
+  /**
+   * A packet-count rekey waits until the current key is at least this old
+   * (ms). The receiver only knows the next key, never the one after it, so two
+   * updates within one reordering depth would strand packets; one update per
+   * interval keeps every phase change further apart than any reordering.
+   */
+  minRekeyIntervalMs: number;
   /** Replay window size in packets (see {@linkcode ReplayWindow}). */
   replayWindow: number;
   /** How long (ms) the receiver keeps the previous key for reordered packets. */
@@ -59,6 +66,7 @@ export interface TransportConfig {
 export const DEFAULT_TRANSPORT_CONFIG: TransportConfig = Object.freeze({
   rekeyAfterPackets: 2 ** 30,
   rekeyAfterMs: 120_000,
+  minRekeyIntervalMs: 1_000,
   replayWindow: 2048,
   previousKeyRetentionMs: 3_000,
   backend: DEFAULT_AEAD_BACKEND,
@@ -102,6 +110,9 @@ function validateConfig(c: TransportConfig): void {
     }
   };
   positiveInt("rekeyAfterPackets", c.rekeyAfterPackets);
+  if (!(c.minRekeyIntervalMs >= 0)) {
+    throw new RangeError(`minRekeyIntervalMs must be >= 0, got ${c.minRekeyIntervalMs}`);
+  }
   if (!(c.rekeyAfterMs > 0)) {
     throw new RangeError(`rekeyAfterMs must be > 0, got ${c.rekeyAfterMs}`);
   }
@@ -210,7 +221,8 @@ export class PacketProtector {
       return { ok: false, kind: "Exhausted" };
     }
     if (
-      this.#packetsUnderSendKey >= this.#config.rekeyAfterPackets ||
+      (this.#packetsUnderSendKey >= this.#config.rekeyAfterPackets &&
+        now - this.#sendKeyInstalledAt >= this.#config.minRekeyIntervalMs) ||
       now - this.#sendKeyInstalledAt >= this.#config.rekeyAfterMs
     ) {
       this.#send = this.#keyState(rekey(this.#send.key));

@@ -39,8 +39,8 @@ function pair(
   now = 0,
 ): { a: PacketProtector; b: PacketProtector } {
   return {
-    a: new PacketProtector({ sendKey: K1, recvKey: K2 }, now, config),
-    b: new PacketProtector({ sendKey: K2, recvKey: K1 }, now, config),
+    a: new PacketProtector({ sendKey: K1, recvKey: K2 }, now, { minRekeyIntervalMs: 0, ...config }),
+    b: new PacketProtector({ sendKey: K2, recvKey: K1 }, now, { minRekeyIntervalMs: 0, ...config }),
   };
 }
 
@@ -172,7 +172,10 @@ Deno.test("transport: sender rekeys by packet count and flips the phase", () => 
   assert.equal(a.stats.rekeys, 2);
   assert.equal(b.stats.receiveKeyRotations, 2);
   // The second key is exactly Noise Rekey of the first.
-  const fresh = new PacketProtector({ sendKey: K1, recvKey: K2 }, 0, { rekeyAfterPackets: 1 });
+  const fresh = new PacketProtector({ sendKey: K1, recvKey: K2 }, 0, {
+    rekeyAfterPackets: 1,
+    minRekeyIntervalMs: 0,
+  });
   sealOk(fresh, "k0", 0);
   const d = sealOk(fresh, "k1", 0);
   const { header, sealed } = parse(d);
@@ -230,7 +233,10 @@ Deno.test("transport: a forged packet with the other phase bit does not rotate",
 });
 
 Deno.test("transport: an uncommitted next-key packet does not rotate", () => {
-  const { a, b } = pair({ rekeyAfterPackets: 1 });
+  const { a, b } = pair({
+    rekeyAfterPackets: 1,
+    minRekeyIntervalMs: 0,
+  });
   const d0 = sealOk(a, "p0", 0);
   const d1 = sealOk(a, "p1", 0); // phase 1
   const r = openDatagram(b, d1, 0);
@@ -276,4 +282,20 @@ Deno.test("transport: config validation and defaults", () => {
   );
   const { a } = pair();
   assert.throws(() => a.seal(() => new Uint8Array(12), new Uint8Array(1), 0), RangeError);
+});
+
+Deno.test("transport: a packet-count rekey waits for the minimum interval", () => {
+  const { a, b } = pair({ rekeyAfterPackets: 4, minRekeyIntervalMs: 1_000 });
+  // 40 packets in one instant: still one phase, so any reordering among them is harmless.
+  const burst = Array.from({ length: 40 }, (_, i) => sealOk(a, `p${i}`, 10));
+  assert.equal(a.stats.rekeys, 0);
+  assert.deepEqual(
+    burst.reverse().map((d) => openCommit(b, d, 10)),
+    Array.from({ length: 40 }, (_, i) => `p${39 - i}`),
+  );
+  // Once the interval has passed, the next packet starts a new phase.
+  const later = sealOk(a, "later", 1_010);
+  assert.equal(a.stats.rekeys, 1);
+  assert.equal(openCommit(b, later, 1_010), "later");
+  assert.equal(b.stats.receiveKeyRotations, 1);
 });

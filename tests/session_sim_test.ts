@@ -175,3 +175,33 @@ Deno.test("a man in the middle never gets a changed packet accepted and never st
     assert.ok(dropped > 0, "the attack was noticed and counted");
   }
 });
+
+Deno.test("sessions keep talking across many rekeys on a lossy, reordering link", () => {
+  const pair = sessionPair({
+    seed: 77,
+    link: { ...LOSSY, loss: { kind: "bernoulli", p: 0.05 }, jitterMs: 15, reorder: true },
+    // A packet-count rekey every 16 packets: a new key phase every second (the minimum interval).
+    config: { transport: { rekeyAfterPackets: 16 } },
+  });
+  const result = exchangeControl(pair, 15_000);
+  assert.ok(result.established);
+  for (let i = 0; i < 200; i++) pair.responder.session.sendInput(text(`k${i}`));
+  for (let f = 1; f <= 30; f++) {
+    pair.initiator.session.sendVideoFrame({
+      frameId: f,
+      captureTimeUs: f,
+      keyframe: false,
+      data: new Uint8Array(3_000).fill(f),
+    });
+  }
+  pair.net.runUntil(pair.net.now + 20_000);
+  assert.equal(result.delivered, MESSAGES);
+  assert.equal(pair.initiator.eventsOf("input").length, 200);
+  const frames = pair.responder.eventsOf("video-frame").length;
+  const lost = pair.responder.eventsOf("video-frame-lost").length;
+  assert.equal(frames + lost, 30, "every frame is delivered or reported lost");
+  assert.ok(frames > 15, `${frames} frames of 30 through 5% loss without FEC`);
+  assert.equal(pair.responder.session.state, "established");
+  const dropped = pair.initiator.session.stats.dropped;
+  assert.equal(dropped.Unauthenticated ?? 0, 0, "no packet fell between key phases");
+});
