@@ -1,0 +1,185 @@
+/*
+ * wavry-xprobe: a small X client for tests, benchmarks and the demo.
+ *
+ * It maps a window over the screen (or a given size), takes the input focus,
+ * and
+ *  - with --pattern, draws a moving test scene at --fps: scrolling colour
+ *    bars, a bouncing square, and two machine-readable rows of 16x16 cells
+ *    (row 0: the frame counter, row 1: the CLOCK_MONOTONIC time in ms when the
+ *    frame was drawn, 32 bits each, most significant bit first, white = 1);
+ *  - prints every key, button and motion event it receives as one JSON line
+ *    on stdout, so a test can see what input injection produced.
+ *
+ * The first line on stdout is {"ready":true,...} once the window is mapped
+ * and focused. It exits on SIGTERM or when stdin closes (with --stdin-exit).
+ */
+#include <X11/Xlib.h>
+#include <X11/Xutil.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop = 0;
+static void on_signal(int sig) {
+  (void)sig;
+  stop = 1;
+}
+
+static int64_t monotonic_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+#define CELL 16
+#define BITS 32
+
+static unsigned long rgb(Display *d, int screen, int r, int g, int b) {
+  XColor c;
+  c.red = (unsigned short)(r * 257);
+  c.green = (unsigned short)(g * 257);
+  c.blue = (unsigned short)(b * 257);
+  c.flags = DoRed | DoGreen | DoBlue;
+  if (!XAllocColor(d, DefaultColormap(d, screen), &c)) return BlackPixel(d, screen);
+  return c.pixel;
+}
+
+static void draw_bits(Display *d, Window w, GC white, GC black, int row, uint32_t value) {
+  for (int i = 0; i < BITS; i++) {
+    int bit = (value >> (BITS - 1 - i)) & 1;
+    XFillRectangle(d, w, bit ? white : black, i * CELL, row * CELL, CELL, CELL);
+  }
+}
+
+int main(int argc, char **argv) {
+  int pattern = 0, fps = 60, width = 0, height = 0, stdin_exit = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--pattern") == 0) pattern = 1;
+    else if (strcmp(argv[i], "--stdin-exit") == 0) stdin_exit = 1;
+    else if (strcmp(argv[i], "--fps") == 0 && i + 1 < argc) fps = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
+      if (sscanf(argv[++i], "%dx%d", &width, &height) != 2) width = height = 0;
+    } else {
+      fprintf(stderr, "usage: wavry-xprobe [--pattern] [--fps N] [--size WxH] [--stdin-exit]\n");
+      return 2;
+    }
+  }
+  if (fps < 1 || fps > 1000) fps = 60;
+
+  Display *d = XOpenDisplay(NULL);
+  if (d == NULL) {
+    fprintf(stderr, "wavry-xprobe: cannot open display '%s'\n", getenv("DISPLAY") ? getenv("DISPLAY") : "");
+    return 1;
+  }
+  int screen = DefaultScreen(d);
+  if (width <= 0) width = DisplayWidth(d, screen);
+  if (height <= 0) height = DisplayHeight(d, screen);
+
+  XSetWindowAttributes attrs;
+  attrs.override_redirect = True; /* no window manager decides where it goes */
+  attrs.background_pixel = BlackPixel(d, screen);
+  attrs.event_mask = KeyPressMask | KeyReleaseMask | ButtonPressMask | ButtonReleaseMask |
+                     PointerMotionMask | ExposureMask | StructureNotifyMask;
+  Window w = XCreateWindow(d, RootWindow(d, screen), 0, 0, (unsigned)width, (unsigned)height, 0,
+                           CopyFromParent, InputOutput, CopyFromParent,
+                           CWOverrideRedirect | CWBackPixel | CWEventMask, &attrs);
+  XStoreName(d, w, "wavry-xprobe");
+  XMapRaised(d, w);
+  for (;;) {
+    XEvent e;
+    XNextEvent(d, &e);
+    if (e.type == MapNotify) break;
+  }
+  XSetInputFocus(d, w, RevertToParent, CurrentTime);
+  XSync(d, False);
+
+  GC white = XCreateGC(d, w, 0, NULL);
+  GC black = XCreateGC(d, w, 0, NULL);
+  XSetForeground(d, white, WhitePixel(d, screen));
+  XSetForeground(d, black, BlackPixel(d, screen));
+  static const int bar_colors[8][3] = {{235, 235, 235}, {235, 235, 16}, {16, 235, 235}, {16, 235, 16},
+                                       {235, 16, 235}, {235, 16, 16},  {16, 16, 235},  {40, 40, 40}};
+  GC bars[8];
+  for (int i = 0; i < 8; i++) {
+    bars[i] = XCreateGC(d, w, 0, NULL);
+    XSetForeground(d, bars[i], rgb(d, screen, bar_colors[i][0], bar_colors[i][1], bar_colors[i][2]));
+  }
+  GC square = XCreateGC(d, w, 0, NULL);
+  XSetForeground(d, square, rgb(d, screen, 255, 128, 0));
+
+  signal(SIGTERM, on_signal);
+  signal(SIGINT, on_signal);
+  printf("{\"ready\":true,\"window\":%lu,\"width\":%d,\"height\":%d}\n", (unsigned long)w, width, height);
+  fflush(stdout);
+
+  int xfd = ConnectionNumber(d);
+  int64_t frame_us = 1000000 / fps;
+  int64_t next_frame = monotonic_us();
+  uint32_t counter = 0;
+  while (!stop) {
+    while (XPending(d) > 0) {
+      XEvent e;
+      XNextEvent(d, &e);
+      switch (e.type) {
+        case KeyPress:
+        case KeyRelease: {
+          KeySym sym = XLookupKeysym(&e.xkey, 0);
+          const char *name = XKeysymToString(sym);
+          printf("{\"type\":\"key\",\"press\":%s,\"keycode\":%u,\"keysym\":%lu,\"name\":\"%s\",\"state\":%u}\n",
+                 e.type == KeyPress ? "true" : "false", e.xkey.keycode, (unsigned long)sym,
+                 name ? name : "", e.xkey.state);
+          break;
+        }
+        case ButtonPress:
+        case ButtonRelease:
+          printf("{\"type\":\"button\",\"press\":%s,\"button\":%u,\"x\":%d,\"y\":%d}\n",
+                 e.type == ButtonPress ? "true" : "false", e.xbutton.button, e.xbutton.x, e.xbutton.y);
+          break;
+        case MotionNotify:
+          printf("{\"type\":\"motion\",\"x\":%d,\"y\":%d}\n", e.xmotion.x, e.xmotion.y);
+          break;
+        default:
+          break;
+      }
+      fflush(stdout);
+    }
+    int64_t now = monotonic_us();
+    if (pattern && now >= next_frame) {
+      int bar_w = width / 8 + 1;
+      int offset = (int)((counter * 4) % (unsigned)bar_w);
+      for (int i = -1; i < 8; i++) {
+        XFillRectangle(d, w, bars[(i + 8) % 8], i * bar_w + offset, 2 * CELL, (unsigned)bar_w,
+                       (unsigned)(height - 2 * CELL));
+      }
+      int size = height / 6;
+      int span_x = width - size, span_y = height - 2 * CELL - size;
+      int px = (int)((counter * 7) % (unsigned)(2 * span_x));
+      int py = (int)((counter * 5) % (unsigned)(2 * span_y));
+      if (px > span_x) px = 2 * span_x - px;
+      if (py > span_y) py = 2 * span_y - py;
+      XFillRectangle(d, w, square, px, 2 * CELL + py, (unsigned)size, (unsigned)size);
+      XFillRectangle(d, w, black, BITS * CELL, 0, (unsigned)(width - BITS * CELL), 2 * CELL);
+      draw_bits(d, w, white, black, 0, counter);
+      draw_bits(d, w, white, black, 1, (uint32_t)(monotonic_us() / 1000));
+      XFlush(d);
+      counter++;
+      next_frame += frame_us;
+      if (now - next_frame > 1000000) next_frame = now; /* fell far behind: do not burst */
+    }
+    int timeout_ms = pattern ? (int)((next_frame - monotonic_us()) / 1000) : 100;
+    if (timeout_ms < 0) timeout_ms = 0;
+    struct pollfd fds[2] = {{.fd = xfd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    int n = poll(fds, stdin_exit ? 2 : 1, timeout_ms);
+    if (n > 0 && stdin_exit && (fds[1].revents & (POLLIN | POLLHUP))) {
+      char buf[64];
+      if (read(0, buf, sizeof buf) <= 0) break;
+    }
+  }
+  XCloseDisplay(d);
+  return 0;
+}

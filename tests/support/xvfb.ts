@@ -1,0 +1,35 @@
+/**
+ * A private Xvfb display for a test: Xvfb picks a free display number itself
+ * (-displayfd), so test files running in parallel never collide.
+ *
+ * @module
+ */
+import { LineProcess } from "./process.ts";
+
+/** A running virtual X display. */
+export interface VirtualDisplay {
+  /** The DISPLAY value, e.g. ":12". */
+  readonly display: string;
+  /** Screen size. */
+  readonly width: number;
+  /** Screen size. */
+  readonly height: number;
+  /** Stops the server. */
+  stop(): Promise<void>;
+}
+
+/** Starts Xvfb with one screen of `width`x`height` at 24-bit depth. */
+export async function startXvfb(width = 1280, height = 720): Promise<VirtualDisplay> {
+  const xvfb = new LineProcess("Xvfb", "Xvfb", [
+    "-displayfd",
+    "1",
+    "-screen",
+    "0",
+    `${width}x${height}x24`,
+    "-nolisten",
+    "tcp",
+    "-noreset",
+  ]);
+  const line = await xvfb.waitForLine((l) => /^\d+$/.test(l.trim()), 15_000);
+  return { display: `:${line.trim()}`, width, height, stop: () => xvfb.stop() };
+}
