@@ -66,58 +66,13 @@ export interface Aead {
 
 const EMPTY = new Uint8Array(0);
 
-class NobleAead implements Aead {
-  readonly backend: AeadBackend = "noble";
-  readonly #key: Uint8Array;
+/** Argument checks and the seal/open contract shared by both backends. */
+abstract class ChaChaPolyAead implements Aead {
+  abstract readonly backend: AeadBackend;
+  protected readonly key: Uint8Array;
 
   constructor(key: Uint8Array) {
-    this.#key = key;
-  }
-
-  seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
-    checkNonce(nonce);
-    return chacha20poly1305(this.#key, nonce, ad).encrypt(plaintext);
-  }
-
-  sealInto(
-    nonce: Uint8Array,
-    plaintext: Uint8Array,
-    ad: Uint8Array,
-    out: Uint8Array,
-    offset: number,
-  ): void {
-    checkNonce(nonce);
-    checkRoom(plaintext, out, offset);
-    chacha20poly1305(this.#key, nonce, ad).encrypt(
-      plaintext,
-      out.subarray(offset, offset + plaintext.length + AEAD_TAG_LENGTH),
-    );
-  }
-
-  open(
-    nonce: Uint8Array,
-    sealed: Uint8Array,
-    ad: Uint8Array,
-  ): Uint8Array | undefined {
-    if (
-      nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH
-    ) {
-      return undefined;
-    }
-    try {
-      return chacha20poly1305(this.#key, nonce, ad).decrypt(sealed);
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-class NodeAead implements Aead {
-  readonly backend: AeadBackend = "node";
-  readonly #key: Uint8Array;
-
-  constructor(key: Uint8Array) {
-    this.#key = key;
+    this.key = key;
   }
 
   seal(nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
@@ -135,52 +90,94 @@ class NodeAead implements Aead {
   ): void {
     checkNonce(nonce);
     checkRoom(plaintext, out, offset);
-    const cipher = createCipheriv("chacha20-poly1305", this.#key, nonce, {
+    this.sealRaw(
+      nonce,
+      plaintext,
+      ad,
+      out.subarray(offset, offset + plaintext.length + AEAD_TAG_LENGTH),
+    );
+  }
+
+  open(nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | undefined {
+    if (nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH) return undefined;
+    try {
+      return this.openRaw(nonce, sealed, ad);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Writes ciphertext || tag into `out`, which is exactly plaintext.length + 16 bytes. */
+  protected abstract sealRaw(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+  ): void;
+
+  /** Decrypts; throws or returns undefined when authentication fails. */
+  protected abstract openRaw(
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    ad: Uint8Array,
+  ): Uint8Array | undefined;
+}
+
+class NobleAead extends ChaChaPolyAead {
+  readonly backend: AeadBackend = "noble";
+
+  protected sealRaw(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+  ): void {
+    chacha20poly1305(this.key, nonce, ad).encrypt(plaintext, out);
+  }
+
+  protected openRaw(nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array {
+    return chacha20poly1305(this.key, nonce, ad).decrypt(sealed);
+  }
+}
+
+class NodeAead extends ChaChaPolyAead {
+  readonly backend: AeadBackend = "node";
+
+  protected sealRaw(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+  ): void {
+    const cipher = createCipheriv("chacha20-poly1305", this.key, nonce, {
       authTagLength: AEAD_TAG_LENGTH,
     });
     cipher.setAAD(ad, { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
     const tail = cipher.final(); // empty for a stream cipher, kept for safety
-    const tag = cipher.getAuthTag();
     // One copy, straight into the caller's buffer.
-    out.set(body, offset);
-    if (tail.length > 0) out.set(tail, offset + body.length);
-    out.set(tag, offset + body.length + tail.length);
+    out.set(body, 0);
+    if (tail.length > 0) out.set(tail, body.length);
+    out.set(cipher.getAuthTag(), body.length + tail.length);
   }
 
-  open(
-    nonce: Uint8Array,
-    sealed: Uint8Array,
-    ad: Uint8Array,
-  ): Uint8Array | undefined {
-    if (
-      nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH
-    ) {
-      return undefined;
-    }
+  protected openRaw(nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array {
     const ctLength = sealed.length - AEAD_TAG_LENGTH;
-    try {
-      const decipher = createDecipheriv(
-        "chacha20-poly1305",
-        this.#key,
-        nonce,
-        { authTagLength: AEAD_TAG_LENGTH },
-      );
-      decipher.setAuthTag(sealed.subarray(ctLength));
-      decipher.setAAD(ad, { plaintextLength: ctLength });
-      const body = ctLength === 0 ? EMPTY : decipher.update(sealed.subarray(0, ctLength));
-      const tail = decipher.final(); // throws when the tag does not verify
-      if (tail.length === 0) {
-        // View, not copy, of the Buffer the native code produced.
-        return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-      }
-      const out = new Uint8Array(body.length + tail.length);
-      out.set(body, 0);
-      out.set(tail, body.length);
-      return out;
-    } catch {
-      return undefined;
+    const decipher = createDecipheriv("chacha20-poly1305", this.key, nonce, {
+      authTagLength: AEAD_TAG_LENGTH,
+    });
+    decipher.setAuthTag(sealed.subarray(ctLength));
+    decipher.setAAD(ad, { plaintextLength: ctLength });
+    const body = ctLength === 0 ? EMPTY : decipher.update(sealed.subarray(0, ctLength));
+    const tail = decipher.final(); // throws when the tag does not verify
+    if (tail.length === 0) {
+      // View, not copy, of the Buffer the native code produced.
+      return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
     }
+    const out = new Uint8Array(body.length + tail.length);
+    out.set(body, 0);
+    out.set(tail, body.length);
+    return out;
   }
 }
 
