@@ -1,0 +1,179 @@
+/**
+ * X11 screen capture through MIT-SHM (`ffi/native/capture_x11.c`).
+ *
+ * Each `capture()` is one nonblocking FFI call (XShmGetImage on a worker
+ * thread), so the event loop keeps running while the X server copies the
+ * frame. By default the frame's `data` is a view of the shared-memory
+ * segment itself (no copy at all); with `copy: true` the image is copied
+ * into a buffer owned by the capturer instead. Either way the bytes are
+ * reused by the next `capture()`.
+ *
+ * @module
+ */
+import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
+import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
+import { loadNative } from "../../ffi/library.ts";
+import type { CapturedFrame, CaptureOptions, Capturer } from "../types.ts";
+
+const symbols = {
+  wavry_capture_open: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  wavry_capture_info: { parameters: ["pointer", "buffer", "buffer", "buffer"], result: "i32" },
+  wavry_capture_data: { parameters: ["pointer"], result: "pointer" },
+  wavry_capture_grab: {
+    parameters: ["pointer", "buffer", "i32", "buffer", "buffer", "buffer", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  wavry_capture_close: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let library: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  library ??= loadNative(symbols);
+  return library.symbols;
+}
+
+function cString(value: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(value + "\0");
+}
+
+/** Options of {@linkcode X11Capturer.open}. */
+export interface X11CaptureOptions extends CaptureOptions {
+  /**
+   * Copy each image out of the shared-memory segment into a buffer of the
+   * capturer (false, the default: `data` views the segment, no copy).
+   */
+  copy?: boolean;
+}
+
+/** Screen capture from an X server with MIT-SHM. */
+export class X11Capturer implements Capturer {
+  /** Captured area width. */
+  readonly width: number;
+  /** Captured area height. */
+  readonly height: number;
+  /** Bytes per row of the captured image. */
+  readonly stride: number;
+  readonly #handle: NativeHandle;
+  readonly #copy: Uint8Array<ArrayBuffer> | undefined;
+  readonly #view: Uint8Array;
+  readonly #error = new ErrorBuffer();
+  readonly #time = new BigInt64Array(1);
+  readonly #cursorX = new Int32Array(1);
+  readonly #cursorY = new Int32Array(1);
+  #pending: Promise<unknown> | undefined;
+  #closeRequested = false;
+
+  private constructor(
+    handle: NativeHandle,
+    width: number,
+    height: number,
+    stride: number,
+    copy: boolean,
+  ) {
+    this.#handle = handle;
+    this.width = width;
+    this.height = height;
+    this.stride = stride;
+    const bytes = stride * height;
+    if (copy) {
+      this.#copy = new Uint8Array(bytes);
+      this.#view = this.#copy;
+    } else {
+      const data = native().wavry_capture_data(handle.pointer);
+      if (data === null) throw new Error("capture handle has no shared segment");
+      this.#view = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(data, bytes));
+    }
+  }
+
+  /**
+   * Opens a capturer on `options.display` (default $DISPLAY), for monitor
+   * `options.monitor` (Xinerama order) or the whole screen.
+   * Throws a {@linkcode NativeError} (Display, InvalidArgument, ...) when it cannot.
+   */
+  static open(options: X11CaptureOptions = {}): X11Capturer {
+    const lib = native();
+    const error = new ErrorBuffer();
+    const out = new BigUint64Array(1);
+    const monitor = options.monitor ?? -1;
+    if (!Number.isInteger(monitor) || monitor < -1) {
+      throw new NativeError(
+        "capture.open",
+        NativeStatus.InvalidArgument,
+        `monitor ${monitor} is not an index`,
+      );
+    }
+    const display = options.display === undefined ? null : cString(options.display);
+    error.check(
+      "capture.open",
+      lib.wavry_capture_open(display, monitor, out, error.reset(), error.bytes.length),
+    );
+    const handle = new NativeHandle("capture", pointerFromOut(out), (p) => {
+      native().wavry_capture_close(p);
+    });
+    try {
+      const w = new Int32Array(1), h = new Int32Array(1), s = new Int32Array(1);
+      error.check("capture.info", lib.wavry_capture_info(handle.pointer, w, h, s));
+      return new X11Capturer(handle, w[0], h[0], s[0], options.copy ?? false);
+    } catch (e) {
+      handle.close();
+      throw e;
+    }
+  }
+
+  /** Whether frames are copied out of the shared segment. */
+  get copies(): boolean {
+    return this.#copy !== undefined;
+  }
+
+  /**
+   * Takes one image now. The returned frame's `data` is reused by the next
+   * `capture()` and is invalid after `close()`. Calls are serialised.
+   */
+  capture(): Promise<CapturedFrame> {
+    const run = (this.#pending ?? Promise.resolve()).catch(() => {}).then(() => this.#grab());
+    this.#pending = run;
+    return run;
+  }
+
+  async #grab(): Promise<CapturedFrame> {
+    if (this.#closeRequested) {
+      throw new NativeError("capture.grab", NativeStatus.Closed, "the capture is closed");
+    }
+    const pointer = this.#handle.pointer;
+    const dst = this.#copy ?? null;
+    const status = await native().wavry_capture_grab(
+      pointer,
+      dst,
+      dst === null ? 0 : dst.length,
+      this.#time,
+      this.#cursorX,
+      this.#cursorY,
+      this.#error.reset(),
+      this.#error.bytes.length,
+    );
+    this.#error.check("capture.grab", status);
+    const x = this.#cursorX[0], y = this.#cursorY[0];
+    return {
+      width: this.width,
+      height: this.height,
+      stride: this.stride,
+      data: this.#view,
+      captureTimeUs: Number(this.#time[0]),
+      cursor: x >= 0 && y >= 0 ? { x, y } : undefined,
+    };
+  }
+
+  /** Frees the capturer (after a capture in flight finishes). */
+  close(): void {
+    if (this.#closeRequested) return;
+    this.#closeRequested = true;
+    const pending = this.#pending;
+    if (pending === undefined) this.#handle.close();
+    else pending.catch(() => {}).finally(() => this.#handle.close());
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * H.264 decoding through libavcodec (`ffi/native/video_codec.c`): low-delay,
+ * one access unit in, its picture out as BGRA, on a worker thread.
+ *
+ * @module
+ */
+import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
+import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
+import { loadNative } from "../../ffi/library.ts";
+import type { DecodedFrame, VideoDecoder } from "../types.ts";
+
+const symbols = {
+  wavry_decoder_open: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+  wavry_decoder_decode: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  wavry_decoder_timing: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  wavry_decoder_close: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let library: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  library ??= loadNative(symbols);
+  return library.symbols;
+}
+
+/** H.264 decoder on libavcodec. */
+export class FfmpegVideoDecoder implements VideoDecoder {
+  readonly #handle: NativeHandle;
+  readonly #error = new ErrorBuffer();
+  readonly #width = new Int32Array(1);
+  readonly #height = new Int32Array(1);
+  readonly #got = new Int32Array(1);
+  readonly #decodeNs = new BigInt64Array(1);
+  readonly #convertNs = new BigInt64Array(1);
+  #frameBytes = 0;
+  #pending: Promise<unknown> | undefined;
+  #closeRequested = false;
+
+  private constructor(handle: NativeHandle) {
+    this.#handle = handle;
+  }
+
+  /** Opens a decoder; throws a {@linkcode NativeError} (Codec) when FFmpeg has none. */
+  static open(): FfmpegVideoDecoder {
+    const error = new ErrorBuffer();
+    const out = new BigUint64Array(1);
+    error.check(
+      "decoder.open",
+      native().wavry_decoder_open(out, error.reset(), error.bytes.length),
+    );
+    return new FfmpegVideoDecoder(
+      new NativeHandle("decoder", pointerFromOut(out), (p) => native().wavry_decoder_close(p)),
+    );
+  }
+
+  /**
+   * Decodes one Annex-B access unit. Resolves to the picture (a new buffer
+   * owned by the caller) or undefined when the unit produced none. Calls are
+   * serialised; corrupt input rejects with a NativeError (Codec).
+   */
+  decode(accessUnit: Uint8Array): Promise<DecodedFrame | undefined> {
+    const run = (this.#pending ?? Promise.resolve()).catch(() => {}).then(() =>
+      this.#decode(accessUnit)
+    );
+    this.#pending = run;
+    return run;
+  }
+
+  async #decode(accessUnit: Uint8Array): Promise<DecodedFrame | undefined> {
+    if (this.#closeRequested) {
+      throw new NativeError("decoder.decode", NativeStatus.Closed, "the decoder is closed");
+    }
+    if (accessUnit.length === 0) {
+      throw new NativeError("decoder.decode", NativeStatus.InvalidArgument, "empty access unit");
+    }
+    const lib = native();
+    const pointer = this.#handle.pointer;
+    // A fresh buffer per picture: the caller owns it. Sized as the last picture.
+    let out = new Uint8Array(this.#frameBytes);
+    let status = await lib.wavry_decoder_decode(
+      pointer,
+      accessUnit as Uint8Array<ArrayBuffer>,
+      accessUnit.length,
+      out,
+      out.length,
+      this.#width,
+      this.#height,
+      this.#got,
+      this.#error.reset(),
+      this.#error.bytes.length,
+    );
+    const needed = this.#width[0] * this.#height[0] * 4;
+    if (status === NativeStatus.InvalidArgument && needed > out.length) {
+      // The picture is bigger than the last one: fetch it with a buffer that fits.
+      this.#frameBytes = needed;
+      out = new Uint8Array(needed);
+      status = await lib.wavry_decoder_decode(
+        pointer,
+        null,
+        0,
+        out,
+        out.length,
+        this.#width,
+        this.#height,
+        this.#got,
+        this.#error.reset(),
+        this.#error.bytes.length,
+      );
+    }
+    this.#error.check("decoder.decode", status);
+    if (this.#got[0] !== 1) return undefined;
+    lib.wavry_decoder_timing(pointer, this.#decodeNs, this.#convertNs);
+    const width = this.#width[0], height = this.#height[0];
+    return {
+      width,
+      height,
+      data: needed === out.length ? out : out.subarray(0, needed),
+      decodeMs: Number(this.#decodeNs[0] + this.#convertNs[0]) / 1e6,
+    };
+  }
+
+  /** Frees the decoder (after a decode in flight finishes). */
+  close(): void {
+    if (this.#closeRequested) return;
+    this.#closeRequested = true;
+    const pending = this.#pending;
+    if (pending === undefined) this.#handle.close();
+    else pending.catch(() => {}).finally(() => this.#handle.close());
+  }
+}
