@@ -269,8 +269,10 @@ for (const [w, h, bitrate] of [[1280, 720, 4_000_000], [1920, 1080, 8_000_000]])
       summary.captureConvert = summary.capture + percentile(ours.convert, 0.5);
       if (SWEEP) {
         const variants: [string, Partial<FfmpegEncoderOptions>][] = [
-          ["point, yuv420p, sws threads auto", {}],
-          ["point, yuv420p, 1 sws thread", { scalerThreads: 1 }],
+          ["wavry convert.c, threads auto (default)", {}],
+          ["wavry convert.c, 1 thread", { scalerThreads: 1 }],
+          ["swscale point, yuv420p, threads auto", { converter: "swscale" }],
+          ["swscale point, yuv420p, 1 thread", { converter: "swscale", scalerThreads: 1 }],
           ["point, nv12", { pixelFormat: "nv12" }],
           ["fast_bilinear, yuv420p", { scaler: "fast_bilinear" }],
           ["fast_bilinear, yuv420p, 1 thread", { scaler: "fast_bilinear", scalerThreads: 1 }],

@@ -15,6 +15,7 @@
  * each access unit yields its picture at once, converted to BGRA.
  */
 #include "common.h"
+#include "convert.h"
 
 #include <libavcodec/avcodec.h>
 #include <libavutil/hwcontext.h>
@@ -37,6 +38,7 @@
 #define WV_ENC_SUPERFAST 32    /* x264 preset superfast instead of ultrafast */
 #define WV_ENC_SWS_BICUBIC 64  /* swscale SWS_BICUBIC (the ffmpeg CLI default) */
 #define WV_ENC_YUV444 128      /* full-resolution chroma (libx264 High 4:4:4 Predictive) */
+#define WV_ENC_SWSCALE 256     /* libswscale for 4:2:0 as well, instead of convert.c (to compare) */
 
 /* ---- FFmpeg log capture ------------------------------------------------
  * FFmpeg explains failures only through av_log. The callback keeps the last
@@ -118,7 +120,7 @@ typedef struct {
   AVFrame *src;     /* wraps the caller's BGRA buffer (no data owned) */
   AVFrame *hwframe; /* VA-API surface */
   AVPacket *pkt;
-  struct SwsContext *sws;
+  struct SwsContext *sws; /* NULL when convert.c does the conversion */
   AVBufferRef *hw_device;
   int64_t pts;
   uint8_t *config;
@@ -307,6 +309,12 @@ static int32_t setup_conversion(wv_encoder *e, char *err, int32_t errlen) {
   e->src->format = AV_PIX_FMT_BGRA;
   e->src->width = e->width;
   e->src->height = e->height;
+  /* 4:2:0 goes through convert.c (2x2 mean chroma, vectorised): faster than libswscale's
+   * packed-RGB path and better than its point sampling (docs/MEDIA.md). */
+  if (fmt == AV_PIX_FMT_YUV420P &&
+      !(e->flags & (WV_ENC_SWS_FAST | WV_ENC_SWS_BILINEAR | WV_ENC_SWS_BICUBIC | WV_ENC_SWSCALE))) {
+    return WV_OK;
+  }
 
   int sws_flags = SWS_POINT; /* fastest, and sharpest on screen content (docs/MEDIA.md) */
   if (e->flags & WV_ENC_SWS_FAST) sws_flags = SWS_FAST_BILINEAR;
@@ -472,10 +480,17 @@ WV_EXPORT int32_t wavry_encoder_encode_bgra(void *h, const uint8_t *bgra, int32_
   int64_t t0 = now_ns();
   int ret = av_frame_make_writable(e->frame);
   if (ret < 0) return wv_fail(err, errlen, WV_ENOMEM, "cannot make the frame writable");
-  e->src->data[0] = (uint8_t *)bgra;
-  e->src->linesize[0] = stride;
-  ret = sws_scale_frame(e->sws, e->frame, e->src);
-  e->src->data[0] = NULL;
+  if (e->sws == NULL) {
+    wv_bgra_to_i420(bgra, stride, e->width, e->height, e->frame->data[0], e->frame->linesize[0],
+                    e->frame->data[1], e->frame->linesize[1], e->frame->data[2], e->frame->linesize[2],
+                    (e->flags & WV_ENC_SWS_1THREAD) ? 1 : cpu_threads());
+    ret = 0;
+  } else {
+    e->src->data[0] = (uint8_t *)bgra;
+    e->src->linesize[0] = stride;
+    ret = sws_scale_frame(e->sws, e->frame, e->src);
+    e->src->data[0] = NULL;
+  }
   if (ret < 0) return wv_fail(err, errlen, WV_ECODEC, "colour conversion failed: %s", av_err(ret, msg, sizeof msg));
   AVFrame *input = e->frame;
   if (e->backend == BACKEND_VAAPI) {

@@ -36,6 +36,8 @@ export const EncoderFlags = {
   SwsBicubic: 64,
   /** Full-resolution chroma: libx264 High 4:4:4 Predictive. */
   Yuv444: 128,
+  /** libswscale for 4:2:0 as well, instead of the shim's own converter (for comparison). */
+  Swscale: 256,
 } as const;
 
 const symbols = {
@@ -95,9 +97,15 @@ export interface FfmpegEncoderOptions extends EncoderOptions {
    * coloured edges, e.g. text, survive; few hardware decoders take it).
    */
   chroma?: "420" | "444";
-  /** libswscale algorithm for the chroma subsampling (default "point": fastest, sharpest on screen content). */
+  /**
+   * Who converts BGRA to 4:2:0: "wavry" (the shim's vectorised converter with 2x2 mean chroma,
+   * the default: faster than libswscale here, docs/MEDIA.md) or "swscale". NV12 and 4:4:4
+   * always use libswscale.
+   */
+  converter?: "wavry" | "swscale";
+  /** libswscale algorithm (implies `converter: "swscale"`; default "point"). */
   scaler?: "fast_bilinear" | "point" | "bilinear" | "bicubic";
-  /** libswscale threads: "auto" (one per CPU, the default) or 1. */
+  /** Conversion threads: "auto" (one per CPU, the default) or 1. */
   scalerThreads?: "auto" | 1;
   /** Log the chosen encoder to stderr (default true). */
   log?: boolean;
@@ -112,6 +120,7 @@ function flagsOf(options: FfmpegEncoderOptions): number {
   if (options.scaler === "bilinear") flags |= EncoderFlags.SwsBilinear;
   if (options.scaler === "bicubic") flags |= EncoderFlags.SwsBicubic;
   if (options.scalerThreads === 1) flags |= EncoderFlags.SwsOneThread;
+  if (options.converter === "swscale" || options.scaler === "point") flags |= EncoderFlags.Swscale;
   if (options.preset === "superfast") flags |= EncoderFlags.Superfast;
   return flags;
 }
