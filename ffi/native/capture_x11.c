@@ -12,13 +12,13 @@
  * whole screen) and -1 exist.
  */
 #include "common.h"
+#include "x11.h"
 
 #include <X11/Xlib.h>
 #include <X11/Xutil.h>
 #include <X11/extensions/XShm.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -32,31 +32,9 @@ typedef struct {
   XImage *image;
   XShmSegmentInfo shm;
   int shm_attached;
+  volatile int dead; /* set by the X11 error policy (x11.c) when the connection is lost */
   int x, y, width, height, stride;
 } wv_capture;
-
-/* ---- X error handling -------------------------------------------------
- * Xlib's default error handler exits the process. A handler that only
- * records the last error is installed once; calls that can fail
- * asynchronously (XShmAttach) sync and check it under a lock.
- */
-static pthread_mutex_t x_error_lock = PTHREAD_MUTEX_INITIALIZER;
-static volatile int x_error_code = 0;
-
-static int record_x_error(Display *dpy, XErrorEvent *event) {
-  (void)dpy;
-  x_error_code = event->error_code;
-  return 0;
-}
-
-static void set_recording_handler(void) { XSetErrorHandler(record_x_error); }
-
-/* Installed once for the process and never removed: Xlib's handler is
- * global, so swapping it around calls would race with other threads. */
-static void install_x_error_handler(void) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, set_recording_handler);
-}
 
 /* ---- Xinerama, loaded at run time -------------------------------------- */
 typedef struct {
@@ -108,7 +86,9 @@ static int32_t find_monitor(Display *dpy, int index, int screen_w, int screen_h,
 
 static void capture_free(wv_capture *c) {
   if (c == NULL) return;
-  if (c->shm_attached) {
+  /* A dead connection cannot detach (and Xlib may block for ever trying); the server that
+   * held the attachment is gone anyway. */
+  if (c->shm_attached && !c->dead) {
     XShmDetach(c->dpy, &c->shm);
     XSync(c->dpy, False);
   }
@@ -125,7 +105,7 @@ static void capture_free(wv_capture *c) {
                                   : mmap(c->shm.shmaddr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (placeholder == MAP_FAILED) shmdt(c->shm.shmaddr);
   }
-  if (c->dpy != NULL) XCloseDisplay(c->dpy);
+  wv_x11_close(c->dpy);
   c->magic = WV_MAGIC_DEAD;
   free(c);
 }
@@ -141,7 +121,6 @@ WV_EXPORT int32_t wavry_capture_open(const char *display, int32_t monitor, void 
   if (out == NULL) return wv_fail(err, errlen, WV_EINVAL, "out is NULL");
   *out = NULL;
   if (monitor < -1) return wv_fail(err, errlen, WV_EINVAL, "monitor %d is not an index (use -1 for the whole screen)", monitor);
-  install_x_error_handler();
 
   const char *name = (display != NULL && display[0] != '\0') ? display : getenv("DISPLAY");
   if (name == NULL || name[0] == '\0') {
@@ -153,7 +132,7 @@ WV_EXPORT int32_t wavry_capture_open(const char *display, int32_t monitor, void 
   c->shm.shmid = -1;
   c->shm.shmaddr = NULL;
 
-  c->dpy = XOpenDisplay(name);
+  c->dpy = wv_x11_open(name, &c->dead);
   if (c->dpy == NULL) {
     capture_free(c);
     return wv_fail(err, errlen, WV_EDISPLAY, "cannot open X display '%s'", name);
@@ -214,12 +193,8 @@ WV_EXPORT int32_t wavry_capture_open(const char *display, int32_t monitor, void 
   c->image->data = c->shm.shmaddr;
   c->shm.readOnly = False;
 
-  pthread_mutex_lock(&x_error_lock);
-  x_error_code = 0;
   Status attached = XShmAttach(c->dpy, &c->shm);
-  XSync(c->dpy, False);
-  int x_error = x_error_code;
-  pthread_mutex_unlock(&x_error_lock);
+  int x_error = wv_x11_sync_error(c->dpy);
   /* Marked for removal now: it goes away with the last detach, even if we crash. */
   shmctl(c->shm.shmid, IPC_RMID, NULL);
   if (!attached || x_error != 0) {
@@ -261,10 +236,11 @@ WV_EXPORT int32_t wavry_capture_grab(void *h, uint8_t *dst, int32_t dstlen, int6
   if (dst == NULL && dstlen != 0) {
     return wv_fail(err, errlen, WV_EINVAL, "buffer is NULL but its length is %d", dstlen);
   }
+  if (c->dead) return wv_fail(err, errlen, WV_EDISPLAY, "the connection to the X server was lost");
   int64_t t = wv_monotonic_us();
-  /* A failed request is reported by the return value; the recording
-   * handler keeps Xlib from exiting on the X error. */
+  /* A failed request is reported by the return value; x11.c keeps Xlib from exiting. */
   Status ok = XShmGetImage(c->dpy, c->root, c->image, c->x, c->y, AllPlanes);
+  if (c->dead) return wv_fail(err, errlen, WV_EDISPLAY, "the connection to the X server was lost");
   if (!ok) return wv_fail(err, errlen, WV_EIO, "XShmGetImage failed");
   int32_t cx = -1, cy = -1;
   Window root_ret, child_ret;

@@ -22,20 +22,19 @@
  */
 #include <X11/Xlib.h>
 #include <X11/extensions/XTest.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "x11.h"
 
 #define MAX_SPARES 16
 #define MAX_BUTTONS 32
 
 typedef struct InputHandle {
   uint32_t magic;
-  struct InputHandle *next; /* in the list of live handles, for the I/O error handler */
   Display *dpy;
-  volatile int dead; /* set by the I/O exit handler when the connection is gone */
+  volatile int dead; /* set by the X11 error policy (x11.c) when the connection is gone */
   int width, height;
   int min_keycode, max_keycode;
   int nbuttons;
@@ -49,54 +48,6 @@ typedef struct InputHandle {
   uint64_t spare_used[MAX_SPARES];
   uint64_t clock;
 } InputHandle;
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static InputHandle *registry = NULL;
-static XIOErrorHandler previous_io_handler = NULL;
-
-static int on_io_error(Display *dpy) {
-  int ours = 0;
-  pthread_mutex_lock(&registry_lock);
-  for (InputHandle *h = registry; h != NULL; h = h->next) {
-    if (h->dpy == dpy) ours = 1;
-  }
-  XIOErrorHandler previous = previous_io_handler;
-  pthread_mutex_unlock(&registry_lock);
-  if (ours || previous == NULL) return 0; /* the display's exit handler runs next */
-  return previous(dpy);
-}
-
-static void install_io_handler(void) {
-  XIOErrorHandler previous = XSetIOErrorHandler(on_io_error);
-  pthread_mutex_lock(&registry_lock);
-  previous_io_handler = previous;
-  pthread_mutex_unlock(&registry_lock);
-}
-
-static void registry_add(InputHandle *h) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, install_io_handler);
-  pthread_mutex_lock(&registry_lock);
-  h->next = registry;
-  registry = h;
-  pthread_mutex_unlock(&registry_lock);
-}
-
-static void registry_remove(InputHandle *h) {
-  pthread_mutex_lock(&registry_lock);
-  for (InputHandle **p = &registry; *p != NULL; p = &(*p)->next) {
-    if (*p == h) {
-      *p = h->next;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&registry_lock);
-}
-
-static void on_io_exit(Display *dpy, void *data) {
-  (void)dpy;
-  ((InputHandle *)data)->dead = 1; /* returning instead of exit(): Xlib fails later calls */
-}
 
 static int32_t check_handle(InputHandle *h, char *err, int32_t errlen) {
   if (h == NULL || h->magic != WV_MAGIC_INPUT) {
@@ -179,21 +130,17 @@ WV_EXPORT int32_t wavry_input_open(const char *display, void **out, char *err, i
   const char *shown = name ? name : (getenv("DISPLAY") ? getenv("DISPLAY") : "(DISPLAY unset)");
   InputHandle *h = calloc(1, sizeof *h);
   if (h == NULL) return wv_fail(err, errlen, WV_ENOMEM, "out of memory");
-  Display *dpy = XOpenDisplay(name);
+  Display *dpy = wv_x11_open(name, &h->dead);
   if (dpy == NULL) {
     free(h);
     return wv_fail(err, errlen, WV_EDISPLAY, "cannot open X display %s", shown);
   }
   h->magic = WV_MAGIC_INPUT;
   h->dpy = dpy;
-  /* from here on a lost connection marks h dead instead of exiting */
-  XSetIOErrorExitHandler(dpy, on_io_exit, h);
-  registry_add(h);
   int event_base, error_base, major, minor;
   if (!XTestQueryExtension(dpy, &event_base, &error_base, &major, &minor) || h->dead) {
     int dead = h->dead;
-    XCloseDisplay(dpy);
-    registry_remove(h);
+    wv_x11_close(dpy);
     free(h);
     if (dead) return wv_fail(err, errlen, WV_EDISPLAY, "X display %s went away during open", shown);
     return wv_fail(err, errlen, WV_EDISPLAY,
@@ -363,7 +310,6 @@ WV_EXPORT void wavry_input_close(void *handle) {
     }
     XTestGrabControl(h->dpy, False);
   }
-  XCloseDisplay(h->dpy); /* flushes what is left; safe on a dead connection */
-  registry_remove(h);
+  wv_x11_close(h->dpy); /* flushes what is left; safe on a dead connection */
   free(h);
 }

@@ -4,6 +4,7 @@ import { loadNative, monotonicMicros } from "../../ffi/library.ts";
 import { startXvfb } from "../../tests/support/xvfb.ts";
 import { readPatternRow, XProbe } from "../../tests/support/xprobe.ts";
 import { X11Capturer } from "./capture_x11.ts";
+import { XTestInputInjector } from "./input_xtest.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -127,5 +128,33 @@ Deno.test("capture errors are NativeErrors with clear messages", async () => {
     lib.close();
   } finally {
     await xvfb.stop();
+  }
+});
+
+Deno.test("the X server going away is a Display error, not an exit, for capture and input together", async () => {
+  // Both modules share one X11 error policy (ffi/native/x11.c): a lost connection marks the
+  // display dead instead of letting Xlib exit the process.
+  const x = await startXvfb(320, 240);
+  const capturer = X11Capturer.open({ display: x.display });
+  const input = XTestInputInjector.open({ display: x.display });
+  try {
+    await capturer.capture();
+    await x.stop();
+    await assert.rejects(
+      async () => {
+        for (let i = 0; i < 20; i++) await capturer.capture();
+      },
+      (e: unknown) => e instanceof NativeError && e.codeName === "Display",
+    );
+    assert.throws(
+      () => {
+        for (let i = 0; i < 100; i++) input.moveAbsolute(i % 50, 10);
+      },
+      (e: unknown) => e instanceof NativeError && e.codeName === "Display",
+    );
+  } finally {
+    capturer.close();
+    input.close();
+    await x.stop();
   }
 });

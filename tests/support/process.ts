@@ -12,6 +12,7 @@ export class LineProcess {
   readonly #waiters: (() => void)[] = [];
   #ended = false;
   readonly #stderr: Promise<string>;
+  #stopping: Promise<void> | undefined;
   readonly name: string;
 
   /** Starts `command` with `args` and `env` added to this process's environment. */
@@ -85,11 +86,13 @@ export class LineProcess {
     }
   }
 
-  /** Stops the process (SIGTERM, then SIGKILL) and waits for it. */
-  async stop(): Promise<void> {
-    try {
-      await this.#child.stdin.close();
-    } catch { /* already closed */ }
+  /** Stops the process (SIGTERM, then SIGKILL) and waits for it. Calling it again waits for the same stop. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
     try {
       this.#child.kill("SIGTERM");
     } catch { /* already gone */ }
@@ -100,6 +103,8 @@ export class LineProcess {
     }, 3_000);
     await this.#child.status;
     clearTimeout(killer);
+    // stdin closes after exit: closing a pipe the child is not reading could wait for ever.
+    await this.#child.stdin.abort().catch(() => {});
     await this.#stderr;
   }
 }
