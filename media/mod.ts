@@ -25,6 +25,8 @@ export * from "./types.ts";
 export * from "./platform.ts";
 export * from "./keymap.ts";
 export * from "./h264.ts";
+export * from "./pacer.ts";
+export * from "./convert.ts";
 export * from "./opus.ts";
 export * from "./linux/capture_x11.ts";
 export * from "./linux/video_encoder.ts";

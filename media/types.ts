@@ -41,6 +41,8 @@ export interface Capturer {
   readonly height: number;
   /** Takes one image now. */
   capture(): Promise<CapturedFrame>;
+  /** The display's refresh rate in Hz, when the platform reports one. */
+  refreshRate?(): number | undefined;
   /** Frees the capturer. */
   close(): void;
 }

@@ -14,6 +14,8 @@
 #include "common.h"
 #include "x11.h"
 
+#include <X11/extensions/Xrandr.h>
+
 #include <X11/Xlib.h>
 #include <X11/Xutil.h>
 #include <X11/extensions/XShm.h>
@@ -265,4 +267,20 @@ WV_EXPORT void wavry_capture_close(void *h) {
   wv_capture *c = as_capture(h);
   if (c == NULL) return;
   capture_free(c);
+}
+
+/* The display's refresh rate in millihertz from XRandR, or 0 when the server does not say (Xvfb). */
+WV_EXPORT int32_t wavry_capture_refresh_mhz(void *h, int32_t *mhz) {
+  wv_capture *c = as_capture(h);
+  if (c == NULL || mhz == NULL) return WV_ECLOSED;
+  *mhz = 0;
+  if (c->dead) return WV_EDISPLAY;
+  int event_base, error_base;
+  if (!XRRQueryExtension(c->dpy, &event_base, &error_base)) return WV_OK;
+  XRRScreenConfiguration *config = XRRGetScreenInfo(c->dpy, c->root);
+  if (config == NULL) return WV_OK;
+  short rate = XRRConfigCurrentRate(config);
+  XRRFreeScreenConfigInfo(config);
+  if (rate > 0) *mhz = (int32_t)rate * 1000;
+  return WV_OK;
 }

@@ -28,6 +28,7 @@ const symbols = {
     nonblocking: true,
   },
   wavry_capture_close: { parameters: ["pointer"], result: "void" },
+  wavry_capture_refresh_mhz: { parameters: ["pointer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let library: Deno.DynamicLibrary<typeof symbols> | undefined;
@@ -123,6 +124,16 @@ export class X11Capturer implements Capturer {
       handle.close();
       throw e;
     }
+  }
+
+  /** The display's refresh rate (Hz) as XRandR reports it, or undefined when it does not (Xvfb). */
+  refreshRate(): number | undefined {
+    const mhz = new Int32Array(1);
+    const status = native().wavry_capture_refresh_mhz(this.#handle.pointer, mhz);
+    if (status < 0) {
+      throw new NativeError("capture.refreshRate", status, "cannot read the refresh rate");
+    }
+    return mhz[0] > 0 ? mhz[0] / 1000 : undefined;
   }
 
   /** Whether frames are copied out of the shared segment. */
