@@ -39,7 +39,7 @@ import {
 } from "../core/wire.ts";
 
 const i = Deno.args.indexOf("--seconds");
-const seconds = i >= 0 ? Number(Deno.args[i + 1]) : 4;
+const seconds = i >= 0 ? Number(Deno.args[i + 1]) : 8;
 const ROUNDS = 5;
 
 /** Runs `op` repeatedly for `ms` and returns operations per second. */
@@ -69,14 +69,18 @@ const fragment: Frame = {
 function dataPath(backend: AeadBackend) {
   const sender = new PacketProtector({ sendKey: key, recvKey: key }, 0, { backend });
   const newReceiver = () => new PacketProtector({ sendKey: key, recvKey: key }, 0, { backend });
-  const writeHeader = (packetNumber: number, keyPhase: 0 | 1) =>
-    encodeHeader({
-      version: RIFT_VERSION,
-      type: PacketType.Sealed,
-      flags: keyPhase,
-      connectionId: 7,
-      packetNumber,
-    });
+  const writeHeader = (packetNumber: number, keyPhase: 0 | 1, out: Uint8Array) =>
+    encodeHeader(
+      {
+        version: RIFT_VERSION,
+        type: PacketType.Sealed,
+        flags: keyPhase,
+        connectionId: 7,
+        packetNumber,
+      },
+      out,
+      0,
+    );
   // Like the session: frames are encoded into one reusable buffer, then sealed into the datagram.
   const scratch = new Uint8Array(DEFAULT_MAX_DATAGRAM);
   const frames = [fragment];

@@ -752,14 +752,18 @@ export class Session {
     if (frames.some((f) => f.type === "close")) this.#closeFrameQueued = false;
 
     const sealed = protector.seal(
-      (packetNumber, keyPhase) =>
-        encodeHeader({
-          version: RIFT_VERSION,
-          type: PacketType.Sealed,
-          flags: keyPhase,
-          connectionId: this.#peerId,
-          packetNumber,
-        }),
+      (packetNumber, keyPhase, out) =>
+        encodeHeader(
+          {
+            version: RIFT_VERSION,
+            type: PacketType.Sealed,
+            flags: keyPhase,
+            connectionId: this.#peerId,
+            packetNumber,
+          },
+          out,
+          0,
+        ),
       this.#plaintext.subarray(0, encodeFramesInto(frames, this.#plaintext, 0)),
       now,
     );

@@ -203,16 +203,15 @@ export class PacketProtector {
 
   /**
    * Allocates the next packet number and key phase (updating the send key
-   * first if it is due), asks `writeHeader` for the 16-byte header of that
-   * packet, and seals `plaintext` with the header as associated data.
+   * first if it is due), has `writeHeader` write the 16-byte header of that
+   * packet into `out` (the first 16 bytes of the datagram), and seals
+   * `plaintext` behind it with the header as associated data.
    *
    * Returns `{ ok: false, kind: "Exhausted" }` once packet numbers would pass
    * 2^53 - 1; the session must then be re-established.
-   *
-   * @throws {RangeError} if `writeHeader` returns something other than 16 bytes.
    */
   seal(
-    writeHeader: (packetNumber: number, keyPhase: 0 | 1) => Uint8Array,
+    writeHeader: (packetNumber: number, keyPhase: 0 | 1, out: Uint8Array) => void,
     plaintext: Uint8Array,
     now: number,
   ): SealResult {
@@ -231,19 +230,14 @@ export class PacketProtector {
       this.#packetsUnderSendKey = 0;
       this.#stats.rekeys++;
     }
-    const header = writeHeader(pn, this.#sendPhase);
-    if (header.length !== HEADER_LENGTH) {
-      throw new RangeError(
-        `RIFT header must be ${HEADER_LENGTH} bytes, got ${header.length}`,
-      );
-    }
-    // Seal straight into the datagram: one allocation per packet on the hot path.
+    // Header and seal go straight into the datagram: one allocation per packet.
     const datagram = new Uint8Array(HEADER_LENGTH + plaintext.length + TAG_LENGTH);
-    datagram.set(header, 0);
+    const header = datagram.subarray(0, HEADER_LENGTH);
+    writeHeader(pn, this.#sendPhase, header);
     this.#send.aead.sealInto(
       nonceFromCounter(pn, this.#sendNonce),
       plaintext,
-      datagram.subarray(0, HEADER_LENGTH),
+      header,
       datagram,
       HEADER_LENGTH,
     );

@@ -11,12 +11,16 @@ import {
 
 // A stand-in for the RIFT header codec of core/: byte 0 carries the key phase
 // in bit 2, bytes 8..15 the packet number (big-endian); the rest is filler.
-function writeHeader(pn: number, phase: 0 | 1): Uint8Array {
+function headerFor(pn: number, phase: 0 | 1): Uint8Array {
   const h = new Uint8Array(HEADER_LENGTH);
+  writeHeader(pn, phase, h);
+  return h;
+}
+
+function writeHeader(pn: number, phase: 0 | 1, h: Uint8Array): void {
   h[0] = 0x40 | (phase << 2);
   h[1] = 0xaa;
-  new DataView(h.buffer).setBigUint64(8, BigInt(pn));
-  return h;
+  new DataView(h.buffer, h.byteOffset, h.byteLength).setBigUint64(8, BigInt(pn));
 }
 
 function parse(datagram: Uint8Array): {
@@ -94,7 +98,7 @@ Deno.test("transport: wire format is header || AEAD(pn nonce, AD = header)", () 
   sealOk(a, "zero", 0);
   const d = sealOk(a, "one", 0);
   const { header, sealed } = parse(d);
-  assert.deepEqual(header, writeHeader(1, 0));
+  assert.deepEqual(header, headerFor(1, 0));
   const plain = createAead(K1, "noble").open(nonceFromCounter(1), sealed, header);
   assert.ok(plain);
   assert.equal(new TextDecoder().decode(plain), "one");
@@ -220,13 +224,13 @@ Deno.test("transport: a forged packet with the other phase bit does not rotate",
   const { a, b } = pair();
   assert.equal(openCommit(b, sealOk(a, "first", 0), 0), "first");
   const d = sealOk(a, "second", 0);
-  const forgedHeader = writeHeader(1, 1);
+  const forgedHeader = headerFor(1, 1);
   const { sealed } = parse(d);
   const r = b.open(forgedHeader, 1, 1, sealed, 0);
   expectError(r, "Unauthenticated");
   // Random garbage with the other phase bit, high packet number.
   const junk = new Uint8Array(40).fill(7);
-  expectError(b.open(writeHeader(500, 1), 500, 1, junk, 0), "Unauthenticated");
+  expectError(b.open(headerFor(500, 1), 500, 1, junk, 0), "Unauthenticated");
   assert.equal(b.stats.receiveKeyRotations, 0);
   assert.equal(openCommit(b, d, 0), "second");
   assert.equal(b.stats.receiveKeyRotations, 0);
@@ -254,7 +258,6 @@ Deno.test("transport: refuses to seal past the packet number limit", () => {
   const r = p.seal(
     () => {
       calls++;
-      return new Uint8Array(16);
     },
     new Uint8Array(1),
     0,
@@ -280,8 +283,6 @@ Deno.test("transport: config validation and defaults", () => {
     () => new PacketProtector({ sendKey: new Uint8Array(16), recvKey: K2 }, 0),
     RangeError,
   );
-  const { a } = pair();
-  assert.throws(() => a.seal(() => new Uint8Array(12), new Uint8Array(1), 0), RangeError);
 });
 
 Deno.test("transport: a packet-count rekey waits for the minimum interval", () => {
