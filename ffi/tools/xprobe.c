@@ -8,7 +8,8 @@
  *    (row 0: the frame counter, row 1: the CLOCK_MONOTONIC time in ms when the
  *    frame was drawn, 32 bits each, most significant bit first, white = 1);
  *  - prints every key, button and motion event it receives as one JSON line
- *    on stdout, so a test can see what input injection produced.
+ *    on stdout, with "t_us", the CLOCK_MONOTONIC time it arrived, so a test
+ *    can see what input injection produced and when.
  *
  * The first line on stdout is {"ready":true,...} once the window is mapped
  * and focused. It exits on SIGTERM or when stdin closes (with --stdin-exit).
@@ -125,23 +126,27 @@ int main(int argc, char **argv) {
     while (XPending(d) > 0) {
       XEvent e;
       XNextEvent(d, &e);
+      long long seen_us = (long long)monotonic_us(); /* when the event reached this X client */
       switch (e.type) {
         case KeyPress:
         case KeyRelease: {
           KeySym sym = XLookupKeysym(&e.xkey, 0);
           const char *name = XKeysymToString(sym);
-          printf("{\"type\":\"key\",\"press\":%s,\"keycode\":%u,\"keysym\":%lu,\"name\":\"%s\",\"state\":%u}\n",
+          printf("{\"type\":\"key\",\"press\":%s,\"keycode\":%u,\"keysym\":%lu,\"name\":\"%s\",\"state\":%u,"
+                 "\"t_us\":%lld}\n",
                  e.type == KeyPress ? "true" : "false", e.xkey.keycode, (unsigned long)sym,
-                 name ? name : "", e.xkey.state);
+                 name ? name : "", e.xkey.state, seen_us);
           break;
         }
         case ButtonPress:
         case ButtonRelease:
-          printf("{\"type\":\"button\",\"press\":%s,\"button\":%u,\"x\":%d,\"y\":%d}\n",
-                 e.type == ButtonPress ? "true" : "false", e.xbutton.button, e.xbutton.x, e.xbutton.y);
+          printf("{\"type\":\"button\",\"press\":%s,\"button\":%u,\"x\":%d,\"y\":%d,\"t_us\":%lld}\n",
+                 e.type == ButtonPress ? "true" : "false", e.xbutton.button, e.xbutton.x, e.xbutton.y,
+                 seen_us);
           break;
         case MotionNotify:
-          printf("{\"type\":\"motion\",\"x\":%d,\"y\":%d}\n", e.xmotion.x, e.xmotion.y);
+          printf("{\"type\":\"motion\",\"x\":%d,\"y\":%d,\"t_us\":%lld}\n", e.xmotion.x, e.xmotion.y,
+                 seen_us);
           break;
         default:
           break;

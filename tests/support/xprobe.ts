@@ -8,9 +8,17 @@ import { LineProcess } from "./process.ts";
 
 /** One input event as the X client saw it. */
 export type ProbeEvent =
-  | { type: "key"; press: boolean; keycode: number; keysym: number; name: string; state: number }
-  | { type: "button"; press: boolean; button: number; x: number; y: number }
-  | { type: "motion"; x: number; y: number };
+  | {
+    type: "key";
+    press: boolean;
+    keycode: number;
+    keysym: number;
+    name: string;
+    state: number;
+    t_us: number;
+  }
+  | { type: "button"; press: boolean; button: number; x: number; y: number; t_us: number }
+  | { type: "motion"; x: number; y: number; t_us: number };
 
 /** Where the built probe is. */
 export function xprobePath(): string {
