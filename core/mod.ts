@@ -12,3 +12,4 @@ export * from "./fragment.ts";
 export * from "./reliable.ts";
 export * from "./rtt.ts";
 export * from "./session.ts";
+export * from "./stream.ts";

@@ -57,6 +57,6 @@ export function loadNative<S extends Deno.ForeignLibraryInterface>(
 
 /** CLOCK_MONOTONIC in microseconds: the clock every capture timestamp uses. */
 export function monotonicMicros(): number {
-  loadNative({});
+  if (common === undefined) loadNative({}).close();
   return Number(common!.symbols.wavry_monotonic_us());
 }

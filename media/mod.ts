@@ -26,6 +26,7 @@ export * from "./platform.ts";
 export * from "./keymap.ts";
 export * from "./h264.ts";
 export * from "./pacer.ts";
+export * from "./clock.ts";
 export * from "./convert.ts";
 export * from "./opus.ts";
 export * from "./linux/capture_x11.ts";

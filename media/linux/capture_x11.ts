@@ -136,6 +136,11 @@ export class X11Capturer implements Capturer {
     return mhz[0] > 0 ? mhz[0] / 1000 : undefined;
   }
 
+  /** Whether the native capturer has been freed (after `close()` and any grab in flight). */
+  get closed(): boolean {
+    return this.#handle.closed;
+  }
+
   /** Whether frames are copied out of the shared segment. */
   get copies(): boolean {
     return this.#copy !== undefined;

@@ -172,6 +172,10 @@ export class FfmpegVideoEncoder implements VideoEncoder {
     this.#keyframeInterval = options.keyframeInterval ?? 0;
     this.#out = new Uint8Array(options.width * options.height * 2 + 65_536);
   }
+  /** Whether the native encoder has been freed (after `close()` and any encode in flight). */
+  get closed(): boolean {
+    return this.#handle.closed;
+  }
 
   /**
    * Opens an encoder. With `encoder: "auto"` (the default) it tries VA-API,

@@ -1,0 +1,42 @@
+/**
+ * Test helpers for the player: headless Chromium (Debian's /usr/bin/chromium)
+ * through playwright-core, and waiting for conditions.
+ *
+ * @module
+ */
+import { type Browser, chromium } from "npm:playwright-core@1.65.1";
+
+/** Chromium flags for the player tests: headless, no GPU, nothing phoning home. */
+export const CHROMIUM_ARGS = [
+  "--headless=new",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Launches headless Chromium; close it in `finally`. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: Deno.env.get("WAVRY_CHROMIUM") ?? "/usr/bin/chromium",
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Polls `predicate` every 20 ms until it is true, or throws `what` after `timeoutMs`. */
+export async function waitFor(
+  predicate: () => boolean,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

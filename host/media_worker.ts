@@ -1,0 +1,237 @@
+/**
+ * The host's video worker: capture → encode on its own thread, so a busy
+ * capture or encode never delays input handling on the main thread.
+ *
+ * Started by {@linkcode MediaPipeline} (`host/media_pipeline.ts`), never
+ * imported for its values: importing this module installs the worker's
+ * message handler. It opens an {@linkcode X11Capturer} on a display, runs
+ * {@linkcode pacedCapture} at the requested rate, encodes each frame with
+ * {@linkcode FfmpegVideoEncoder} and posts it to the parent with its
+ * payload's ArrayBuffer transferred (no copy). Keyframe requests, bitrate
+ * changes and stop arrive by `postMessage`. Errors are posted as values,
+ * never thrown across the worker boundary.
+ *
+ * Protocol (all messages are plain objects):
+ * parent → worker: {@linkcode WorkerCommand}; worker → parent: {@linkcode WorkerEvent}.
+ *
+ * @module
+ */
+import { VIDEO_TIMING_LENGTH, writeVideoTiming } from "../core/stream.ts";
+import { X11Capturer } from "../media/linux/capture_x11.ts";
+import { FfmpegVideoEncoder } from "../media/linux/video_encoder.ts";
+import { pacedCapture } from "../media/pacer.ts";
+import type { CapturedFrame, CodecConfig } from "../media/types.ts";
+import { monotonicMicros as clockUs } from "../media/clock.ts";
+
+/** What the worker streams: sent once, in the first command. */
+export interface MediaWorkerOptions {
+  /** X display, e.g. ":1" (default: $DISPLAY). */
+  display?: string;
+  /** Capture and encode rate. */
+  fps: number;
+  /** Initial target bitrate, bits per second. */
+  bitrateBps: number;
+  /** Width of the captured area from the left edge (default: the screen's, rounded down to even). */
+  width?: number;
+  /** Height of the captured area from the top edge (default: the screen's, rounded down to even). */
+  height?: number;
+  /** Encoder choice (default "auto": VA-API, then NVENC, then libx264). */
+  encoder?: "auto" | "libx264" | "h264_vaapi" | "h264_nvenc";
+}
+
+/** Messages the parent sends to the worker. */
+export type WorkerCommand =
+  | { type: "start"; options: MediaWorkerOptions }
+  | { type: "keyframe" }
+  | { type: "bitrate"; bitrateBps: number }
+  | { type: "stop" };
+
+/** Host-clock timing of one frame (CLOCK_MONOTONIC µs, except the two durations in ms). */
+export interface FrameTiming {
+  /** The capture call returned. */
+  captureEndUs: number;
+  /** The frame went into the encoder. */
+  encodeStartUs: number;
+  /** The encoder gave the access unit back. */
+  encodeEndUs: number;
+  /** The encoder's own BGRA → YUV conversion time (ms). */
+  convertMs: number;
+  /** The encoder's own encode time (ms). */
+  encodeMs: number;
+}
+
+/** Messages the worker sends to the parent. */
+export type WorkerEvent =
+  | {
+    type: "ready";
+    config: CodecConfig;
+    encoder: string;
+    width: number;
+    height: number;
+    fps: number;
+  }
+  | {
+    type: "frame";
+    frameId: number;
+    keyframe: boolean;
+    captureTimeUs: number;
+    timing: FrameTiming;
+    /** Capture slots skipped so far because a frame ran late. */
+    skippedSlots: number;
+    /** Video payload: 24-byte timing header (handed_to_session_us still 0), then the Annex-B AU. */
+    payload: Uint8Array;
+  }
+  | { type: "error"; error: { kind: "Open" | "Capture" | "Encode" | "Command"; message: string } }
+  | { type: "stopped"; released: boolean };
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<WorkerCommand>) => void) | null;
+  postMessage(message: WorkerEvent, transfer?: Transferable[]): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function evenSize(name: string, requested: number | undefined, screen: number): number {
+  const value = requested ?? screen - (screen % 2);
+  if (!Number.isInteger(value) || value < 2 || value % 2 !== 0 || value > screen) {
+    throw new RangeError(`${name} ${value} must be even and within the screen's ${screen}`);
+  }
+  return value;
+}
+
+let abort: AbortController | undefined;
+let encoder: FfmpegVideoEncoder | undefined;
+let running: Promise<void> | undefined;
+// The last native objects opened, so the stop report can say whether they were freed.
+let lastCapturer: X11Capturer | undefined;
+let lastEncoder: FfmpegVideoEncoder | undefined;
+
+async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<void> {
+  let capturer: X11Capturer | undefined;
+  try {
+    try {
+      capturer = lastCapturer = X11Capturer.open({ display: options.display });
+      const width = evenSize("width", options.width, capturer.width);
+      const height = evenSize("height", options.height, capturer.height);
+      encoder = lastEncoder = FfmpegVideoEncoder.open({
+        width,
+        height,
+        fps: options.fps,
+        bitrateBps: options.bitrateBps,
+        encoder: options.encoder ?? "auto",
+        log: false,
+      });
+    } catch (error) {
+      scope.postMessage({ type: "error", error: { kind: "Open", message: messageOf(error) } });
+      return;
+    }
+    const enc = encoder;
+    enc.requestKeyframe();
+    let frameId = 0;
+    let skippedSlots = 0;
+    const frames = pacedCapture(capturer, {
+      fps: options.fps,
+      signal,
+      onSkipped: (n) => skippedSlots += n,
+    });
+    for (;;) {
+      let captured: CapturedFrame;
+      try {
+        const next = await frames.next();
+        if (next.done) break;
+        captured = next.value;
+      } catch (error) {
+        scope.postMessage({ type: "error", error: { kind: "Capture", message: messageOf(error) } });
+        return;
+      }
+      const captureEndUs = clockUs();
+      // Cropping to the top-left area is free: same buffer and stride, smaller width/height.
+      const frame: CapturedFrame = { ...captured, width: enc.width, height: enc.height };
+      const encodeStartUs = clockUs();
+      let accessUnit;
+      try {
+        accessUnit = await enc.encode(frame);
+      } catch (error) {
+        scope.postMessage({ type: "error", error: { kind: "Encode", message: messageOf(error) } });
+        return;
+      }
+      const encodeEndUs = clockUs();
+      if (frameId === 0) {
+        // After the first keyframe the config holds the in-band SPS/PPS the stream really uses.
+        scope.postMessage({
+          type: "ready",
+          config: enc.config,
+          encoder: enc.name,
+          width: enc.width,
+          height: enc.height,
+          fps: options.fps,
+        });
+      }
+      const payload = new Uint8Array(VIDEO_TIMING_LENGTH + accessUnit.data.length);
+      payload.set(accessUnit.data, VIDEO_TIMING_LENGTH);
+      writeVideoTiming(payload, { encodeStartUs, encodeEndUs, handedToSessionUs: 0 });
+      scope.postMessage({
+        type: "frame",
+        frameId: frameId,
+        keyframe: accessUnit.keyframe,
+        captureTimeUs: accessUnit.captureTimeUs,
+        timing: {
+          captureEndUs,
+          encodeStartUs,
+          encodeEndUs,
+          convertMs: accessUnit.convertMs,
+          encodeMs: accessUnit.encodeMs,
+        },
+        skippedSlots,
+        payload,
+      }, [payload.buffer]);
+      frameId = (frameId + 1) >>> 0;
+      if (signal.aborted) break;
+    }
+  } finally {
+    encoder?.close();
+    encoder = undefined;
+    capturer?.close();
+    // Both close their native handle once the call in flight settles: let that run first.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+function command(message: WorkerCommand): void {
+  try {
+    switch (message.type) {
+      case "start":
+        if (running !== undefined) throw new Error("the worker was already started");
+        abort = new AbortController();
+        running = run(message.options, abort.signal).finally(() => {
+          // Reported so the parent can check no native capturer or encoder outlives the worker.
+          const released = (lastCapturer?.closed ?? true) && (lastEncoder?.closed ?? true);
+          scope.postMessage({ type: "stopped", released });
+          scope.close();
+        });
+        break;
+      case "keyframe":
+        encoder?.requestKeyframe();
+        break;
+      case "bitrate":
+        encoder?.setBitrate(message.bitrateBps);
+        break;
+      case "stop":
+        if (running === undefined) {
+          scope.postMessage({ type: "stopped", released: true });
+          scope.close();
+        }
+        abort?.abort();
+        break;
+    }
+  } catch (error) {
+    scope.postMessage({ type: "error", error: { kind: "Command", message: messageOf(error) } });
+  }
+}
+
+scope.onmessage = (event) => command(event.data);
