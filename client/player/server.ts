@@ -55,6 +55,8 @@ export interface PlayerServerOptions {
    * until the next keyframe and asks for one (default 4 MiB).
    */
   maxBufferedBytes?: number;
+  /** Serves Prometheus text at /metrics when given (the client's figures). */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /** Stream configuration for {@linkcode PlayerServer.configure}. */
@@ -131,6 +133,13 @@ export class PlayerServer {
     const noStore = { "cache-control": "no-store" };
     app.get("/", (c) => c.html(html, 200, noStore));
     app.get("/page.js", (c) => c.body(js, 200, { ...noStore, "content-type": "text/javascript" }));
+    const metrics = options.metrics;
+    if (metrics !== undefined) {
+      app.get("/metrics", async (c) => {
+        const { contentType, body } = await metrics();
+        return c.body(body, 200, { ...noStore, "content-type": contentType });
+      });
+    }
     app.get("/ws", (c) => {
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket" || self.player === undefined) {
         return c.text("expected a WebSocket upgrade", 426);
