@@ -1,0 +1,82 @@
+/**
+ * `./wavry client HOST:PORT`: connects to a Wavry host and serves the player.
+ *
+ *   ./wavry client HOST:PORT [--port 8080] [--identity ~/.config/wavry/client.key]
+ *                  [--expect-host HOST_KEY] [--open]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  decodeIdentityPublicKey,
+  encodeIdentityPublicKey,
+  identityFingerprint,
+} from "../crypto/identity.ts";
+import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
+import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
+import { WavryClient } from "./client.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    port: { type: "string", default: "0" },
+    identity: { type: "string" },
+    "expect-host": { type: "string" },
+    open: { type: "boolean", default: false },
+  },
+});
+if (positionals.length !== 1) {
+  console.error("usage: ./wavry client HOST:PORT [--port N] [--expect-host KEY] [--open]");
+  Deno.exit(2);
+}
+const identity = await loadOrCreateIdentity(values.identity ?? defaultIdentityPath("client"));
+let expected: string | undefined;
+if (values["expect-host"] !== undefined) {
+  const key = decodeIdentityPublicKey(values["expect-host"]);
+  if (key === undefined) {
+    console.error(
+      `wavry client: --expect-host ${values["expect-host"]} is not an identity public key`,
+    );
+    Deno.exit(2);
+  }
+  expected = encodeIdentityPublicKey(key);
+} else {
+  console.error("wavry client: no --expect-host given: any host identity is accepted");
+}
+let client: WavryClient;
+try {
+  client = await WavryClient.start({
+    host: parseAddress(positionals[0]),
+    identity,
+    acceptHost: expected === undefined
+      ? undefined
+      : (peer) => encodeIdentityPublicKey(peer) === expected,
+    playerPort: Number(values.port),
+  });
+} catch (error) {
+  console.error(`wavry client: ${(error as Error).message}`);
+  Deno.exit(1);
+}
+const host = client.driver.peerIdentity;
+console.log(
+  `wavry client: connected to ${positionals[0]} (host ${identityFingerprint(host)}); ` +
+    `player ${client.player.url} ; metrics ${client.player.url.replace(/\/$/, "")}/metrics`,
+);
+if (values.open) {
+  try {
+    await new Deno.Command("xdg-open", { args: [client.player.url] }).spawn().status;
+  } catch {
+    console.error("wavry client: no xdg-open here; open the player URL yourself");
+  }
+}
+const stop = async () => {
+  await client.stop();
+  Deno.exit(0);
+};
+Deno.addSignalListener("SIGINT", stop);
+Deno.addSignalListener("SIGTERM", stop);
+const closed = await client.closed;
+console.error(`wavry client: session closed (${closed.reason || `code ${closed.code}`})`);
+await client.player.close();
+Deno.exit(closed.byPeer ? 0 : 1);

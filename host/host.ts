@@ -1,0 +1,236 @@
+/**
+ * The Wavry host: listens for RIFT clients, streams the display to every
+ * accepted client and injects their input.
+ *
+ * Capture and encode run in the media worker (host/media_worker.ts); this
+ * thread only moves packets and injects input (a few µs per event), so a busy
+ * encoder never delays a key press.
+ *
+ * @module
+ */
+import type { IdentityKeyPair } from "../crypto/identity.ts";
+import { encodeControl } from "../core/stream.ts";
+import type { SessionConfig } from "../core/session.ts";
+import { StreamMetrics } from "../edge/metrics.ts";
+import { type PeerAddress, type SessionDriver, SessionListener } from "../edge/udp_session.ts";
+import { monotonicMicros } from "../media/clock.ts";
+import { XTestInputInjector } from "../media/linux/input_xtest.ts";
+import { encodeClockExtension } from "./clock_extension.ts";
+import { InputApplier } from "./input_applier.ts";
+import { MediaPipeline, toEncodedFrame } from "./media_pipeline.ts";
+
+/** How to run a host. */
+export interface HostOptions {
+  /** UDP address to listen on (port 0: ephemeral). */
+  listen: { hostname?: string; port: number };
+  /** X display to capture and inject into. */
+  display: string;
+  /** Capture rate. */
+  fps: number;
+  /** Initial video bitrate. */
+  bitrateBps: number;
+  /** The host's identity. */
+  identity: IdentityKeyPair;
+  /** Which client identities may connect (default: any). */
+  acceptClient?: (identity: Uint8Array) => boolean;
+  /** Session timers (tests shorten them). */
+  sessionConfig?: Partial<SessionConfig>;
+  /** Called for each line worth logging. */
+  log?: (line: string) => void;
+}
+
+interface Client {
+  readonly driver: SessionDriver;
+  readonly applier: InputApplier;
+}
+
+/** A running host. */
+export class WavryHost {
+  /** Host-side figures. */
+  readonly metrics: StreamMetrics = new StreamMetrics("host");
+  readonly #listener: SessionListener;
+  readonly #options: HostOptions;
+  readonly #clients = new Set<Client>();
+  readonly #injector: XTestInputInjector;
+  #pipeline: MediaPipeline | undefined;
+  #pipelineStarting: Promise<MediaPipeline> | undefined;
+  #stopped = false;
+  #framesSent = 0;
+  readonly #encodeMs: number[] = [];
+  readonly #captureMs: number[] = [];
+
+  private constructor(
+    listener: SessionListener,
+    injector: XTestInputInjector,
+    options: HostOptions,
+  ) {
+    this.#listener = listener;
+    this.#injector = injector;
+    this.#options = options;
+  }
+
+  /** Starts listening; capture starts with the first client and stops with the last. */
+  static start(options: HostOptions): WavryHost {
+    const injector = XTestInputInjector.open({ display: options.display });
+    const monoMinusPerfUs = monotonicMicros() - performance.now() * 1000;
+    let listener: SessionListener;
+    try {
+      listener = SessionListener.listen({
+        hostname: options.listen.hostname,
+        port: options.listen.port,
+        identity: options.identity,
+        acceptPeer: options.acceptClient,
+        config: options.sessionConfig,
+        extension: encodeClockExtension(monoMinusPerfUs),
+      });
+    } catch (error) {
+      injector.close();
+      throw error;
+    }
+    const host = new WavryHost(listener, injector, options);
+    host.#acceptLoop();
+    return host;
+  }
+
+  /** The bound UDP address. */
+  get addr(): PeerAddress {
+    return this.#listener.addr;
+  }
+
+  /** Clients being served. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** The media pipeline while one runs. */
+  get pipeline(): MediaPipeline | undefined {
+    return this.#pipeline;
+  }
+
+  #log(line: string): void {
+    this.#options.log?.(line);
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for await (const driver of this.#listener.accept()) {
+      if (this.#stopped) {
+        await driver.close();
+        continue;
+      }
+      this.#serve(driver);
+    }
+  }
+
+  async #serve(driver: SessionDriver): Promise<void> {
+    const screen = this.#injector.screenSize();
+    const client: Client = {
+      driver,
+      applier: new InputApplier(this.#injector, {
+        area: () => ({
+          x: 0,
+          y: 0,
+          width: this.#pipeline?.width ?? screen.width,
+          height: this.#pipeline?.height ?? screen.height,
+        }),
+      }),
+    };
+    this.#clients.add(client);
+    this.#log(`client ${driver.remote.hostname}:${driver.remote.port} connected`);
+    try {
+      const pipeline = await this.#ensurePipeline();
+      driver.sendControl(encodeControl(pipeline.streamConfig()));
+      // A client that joins mid-stream starts at a keyframe.
+      pipeline.requestKeyframe();
+      for await (const event of driver.events()) {
+        if (event.type === "input") {
+          const applied = client.applier.apply(event.data);
+          if (applied.ok) driver.sendControl(applied.value.replyBytes);
+        } else if (event.type === "keyframe-request") {
+          this.#pipeline?.requestKeyframe();
+        } else if (event.type === "closed") {
+          this.#log(`client disconnected: ${event.reason || `code ${event.code}`}`);
+        }
+      }
+    } catch (error) {
+      this.#log(`client session failed: ${(error as Error).message}`);
+      await driver.close();
+    } finally {
+      // Nothing stays pressed for a client that went away.
+      client.applier.releaseAll();
+      this.#clients.delete(client);
+      if (this.#clients.size === 0) await this.#stopPipeline();
+    }
+  }
+
+  #ensurePipeline(): Promise<MediaPipeline> {
+    if (this.#pipeline !== undefined) return Promise.resolve(this.#pipeline);
+    this.#pipelineStarting ??= (async () => {
+      const pipeline = await MediaPipeline.start({
+        display: this.#options.display,
+        fps: this.#options.fps,
+        bitrateBps: this.#options.bitrateBps,
+      });
+      this.#pipeline = pipeline;
+      this.#log(
+        `streaming ${pipeline.width}x${pipeline.height}@${pipeline.fps} with ${pipeline.encoderName}`,
+      );
+      this.#broadcast(pipeline);
+      return pipeline;
+    })().finally(() => this.#pipelineStarting = undefined);
+    return this.#pipelineStarting;
+  }
+
+  async #broadcast(pipeline: MediaPipeline): Promise<void> {
+    for await (const frame of pipeline.frames()) {
+      const handedUs = monotonicMicros();
+      const encoded = toEncodedFrame(frame, handedUs);
+      for (const client of this.#clients) client.driver.sendVideoFrame(encoded);
+      const t = frame.timing;
+      const captureMs = (t.captureEndUs - frame.captureTimeUs) / 1000;
+      const encodeMs = (t.encodeEndUs - t.encodeStartUs) / 1000;
+      this.#framesSent++;
+      this.#remember(this.#captureMs, captureMs);
+      this.#remember(this.#encodeMs, encodeMs);
+      this.metrics.stage("capture", captureMs);
+      this.metrics.stage("encode", encodeMs);
+      this.metrics.stage("send_queue", (handedUs - t.encodeEndUs) / 1000);
+      this.metrics.frame(encoded.data.length, performance.now());
+    }
+  }
+
+  #remember(series: number[], value: number): void {
+    series.push(value);
+    if (series.length > 100_000) series.shift();
+  }
+
+  /** Frames handed to clients' sessions since start. */
+  get framesSent(): number {
+    return this.#framesSent;
+  }
+
+  /** Per-frame encode times (ms), oldest first (the last 100 000). */
+  get encodeTimesMs(): readonly number[] {
+    return this.#encodeMs;
+  }
+
+  /** Per-frame capture times (ms), oldest first (the last 100 000). */
+  get captureTimesMs(): readonly number[] {
+    return this.#captureMs;
+  }
+
+  async #stopPipeline(): Promise<void> {
+    const pipeline = this.#pipeline ?? await this.#pipelineStarting?.catch(() => undefined);
+    this.#pipeline = undefined;
+    await pipeline?.stop();
+  }
+
+  /** Closes every session, stops capture, releases input and the socket. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await Promise.all([...this.#clients].map((c) => c.driver.close()));
+    await this.#stopPipeline();
+    await this.#listener.close();
+    this.#injector.close();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * `./wavry host`: streams this machine's X display to Wavry clients.
+ *
+ *   ./wavry host [--listen 0.0.0.0:7700] [--display :0] [--fps 60] [--bitrate 8]
+ *                [--identity ~/.config/wavry/host.key] [--allow CLIENT_KEY ...] [--metrics-port 9700]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  decodeIdentityPublicKey,
+  encodeIdentityPublicKey,
+  identityFingerprint,
+} from "../crypto/identity.ts";
+import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
+import { WavryHost } from "./host.ts";
+import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    listen: { type: "string", default: "0.0.0.0:7700" },
+    display: { type: "string" },
+    fps: { type: "string", default: "60" },
+    bitrate: { type: "string", default: "8" },
+    identity: { type: "string" },
+    allow: { type: "string", multiple: true },
+    "metrics-port": { type: "string", default: "9700" },
+  },
+});
+
+const display = values.display ?? Deno.env.get("DISPLAY");
+if (!display) {
+  console.error("wavry host: no X display: set DISPLAY or pass --display");
+  Deno.exit(2);
+}
+const identity = await loadOrCreateIdentity(values.identity ?? defaultIdentityPath("host"));
+const allowed = (values.allow ?? []).map((text) => {
+  const key = decodeIdentityPublicKey(text);
+  if (key === undefined) {
+    console.error(`wavry host: --allow ${text} is not an identity public key`);
+    Deno.exit(2);
+  }
+  return encodeIdentityPublicKey(key);
+});
+if (allowed.length === 0) {
+  console.error("wavry host: no --allow given: any client identity may connect");
+}
+const host = WavryHost.start({
+  listen: parseAddress(values.listen),
+  display,
+  fps: Number(values.fps),
+  bitrateBps: Number(values.bitrate) * 1e6,
+  identity,
+  acceptClient: allowed.length === 0
+    ? undefined
+    : (peer) => allowed.includes(encodeIdentityPublicKey(peer)),
+  log: (line) => console.error(`wavry host: ${line}`),
+});
+const metricsServer = Deno.serve(
+  { port: Number(values["metrics-port"]), hostname: "127.0.0.1", onListen: () => {} },
+  async () =>
+    new Response(await host.metrics.prometheus(), {
+      headers: { "content-type": host.metrics.contentType },
+    }),
+);
+console.log(
+  `wavry host: listening on ${host.addr.hostname}:${host.addr.port} (display ${display}); ` +
+    `identity ${encodeIdentityPublicKey(identity.publicKey)} (${
+      identityFingerprint(identity.publicKey)
+    }); ` +
+    `metrics http://127.0.0.1:${values["metrics-port"]}/metrics`,
+);
+const stop = async () => {
+  await host.stop();
+  await metricsServer.shutdown();
+  Deno.exit(0);
+};
+Deno.addSignalListener("SIGINT", stop);
+Deno.addSignalListener("SIGTERM", stop);
