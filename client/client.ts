@@ -191,6 +191,9 @@ export class WavryClient {
         });
         return;
       }
+      case "audio":
+        this.player.sendAudio(event.sequence, 2, event.captureTimeUs, event.data);
+        return;
       case "video-frame-lost":
         this.metrics.dropped();
         return;

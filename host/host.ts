@@ -15,6 +15,8 @@ import { StreamMetrics } from "../edge/metrics.ts";
 import { type PeerAddress, type SessionDriver, SessionListener } from "../edge/udp_session.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { XTestInputInjector } from "../media/linux/input_xtest.ts";
+import { DEFAULT_MONITOR, PulseAudioSource } from "../media/linux/audio_pulse.ts";
+import { OpusEncoder } from "../media/opus.ts";
 import { encodeClockExtension } from "./clock_extension.ts";
 import { InputApplier } from "./input_applier.ts";
 import { MediaPipeline, toEncodedFrame } from "./media_pipeline.ts";
@@ -33,6 +35,12 @@ export interface HostOptions {
   identity: IdentityKeyPair;
   /** Which client identities may connect (default: any). */
   acceptClient?: (identity: Uint8Array) => boolean;
+  /**
+   * Desktop audio: recorded from this PulseAudio source (default: the default sink's monitor)
+   * and sent as Opus. Off when undefined; when it cannot open, the host logs why and streams
+   * video alone.
+   */
+  audio?: { server?: string; source?: string };
   /** Session timers (tests shorten them). */
   sessionConfig?: Partial<SessionConfig>;
   /** Called for each line worth logging. */
@@ -56,6 +64,10 @@ export class WavryHost {
   #pipelineStarting: Promise<MediaPipeline> | undefined;
   #stopped = false;
   #framesSent = 0;
+  #audio: AbortController | undefined;
+  #audioLoop: Promise<void> | undefined;
+  #audioPacketsSent = 0;
+  #audioSource: PulseAudioSource | undefined;
   readonly #encodeMs: number[] = [];
   readonly #captureMs: number[] = [];
 
@@ -175,6 +187,7 @@ export class WavryHost {
         `streaming ${pipeline.width}x${pipeline.height}@${pipeline.fps} with ${pipeline.encoderName}`,
       );
       this.#broadcast(pipeline);
+      this.#startAudio();
       return pipeline;
     })().finally(() => this.#pipelineStarting = undefined);
     return this.#pipelineStarting;
@@ -218,7 +231,65 @@ export class WavryHost {
     return this.#captureMs;
   }
 
+  /** Opus packets sent to clients since start. */
+  get audioPacketsSent(): number {
+    return this.#audioPacketsSent;
+  }
+
+  #startAudio(): void {
+    const options = this.#options.audio;
+    if (options === undefined || this.#audio !== undefined) return;
+    const controller = new AbortController();
+    this.#audio = controller;
+    this.#audioLoop = this.#runAudio(options, controller.signal);
+  }
+
+  async #runAudio(
+    options: { server?: string; source?: string },
+    signal: AbortSignal,
+  ): Promise<void> {
+    let source: PulseAudioSource | undefined;
+    let encoder: OpusEncoder | undefined;
+    try {
+      source = await PulseAudioSource.open({
+        server: options.server,
+        source: options.source ?? DEFAULT_MONITOR,
+        channels: 2,
+      });
+      this.#audioSource = source;
+      if (signal.aborted) return;
+      encoder = new OpusEncoder({ channels: 2, bitrateBps: 96_000 });
+      this.#log(`audio: ${options.source ?? "the default sink's monitor"} as Opus, 10 ms frames`);
+      let sequence = 0;
+      while (!signal.aborted) {
+        const frame = await source.read();
+        const packet = encoder.encode(frame.samples);
+        for (const client of this.#clients) {
+          client.driver.sendAudio(sequence, frame.captureTimeUs, packet);
+        }
+        sequence = (sequence + 1) >>> 0;
+        this.#audioPacketsSent++;
+      }
+    } catch (error) {
+      if (!signal.aborted) this.#log(`audio off: ${(error as Error).message}`);
+    } finally {
+      encoder?.close();
+      source?.close();
+      this.#audioSource = undefined;
+    }
+  }
+
+  async #stopAudio(): Promise<void> {
+    this.#audio?.abort();
+    this.#audio = undefined;
+    // Closing interrupts a read that is waiting for audio (an idle monitor can be silent for seconds).
+    this.#audioSource?.close();
+    await this.#audioLoop;
+    this.#audioLoop = undefined;
+  }
+
   async #stopPipeline(): Promise<void> {
+    await this.#stopAudio();
     const pipeline = this.#pipeline ?? await this.#pipelineStarting?.catch(() => undefined);
     this.#pipeline = undefined;
     await pipeline?.stop();

@@ -3,6 +3,7 @@
  *
  *   ./wavry host [--listen 0.0.0.0:7700] [--display :0] [--fps 60] [--bitrate 8]
  *                [--identity ~/.config/wavry/host.key] [--allow CLIENT_KEY ...] [--metrics-port 9700]
+ *                [--no-audio] [--audio-source PULSE_SOURCE]
  *
  * @module
  */
@@ -26,6 +27,8 @@ const { values } = parseArgs({
     identity: { type: "string" },
     allow: { type: "string", multiple: true },
     "metrics-port": { type: "string", default: "9700" },
+    "no-audio": { type: "boolean", default: false },
+    "audio-source": { type: "string" },
   },
 });
 
@@ -55,6 +58,7 @@ const host = WavryHost.start({
   acceptClient: allowed.length === 0
     ? undefined
     : (peer) => allowed.includes(encodeIdentityPublicKey(peer)),
+  audio: values["no-audio"] ? undefined : { source: values["audio-source"] },
   log: (line) => console.error(`wavry host: ${line}`),
 });
 const metricsServer = Deno.serve(

@@ -5,6 +5,7 @@
 
 (() => {
   const FRAME = 1; // binary message type
+  const AUDIO = 2; // binary message type: one Opus packet
   const FLAG_KEY = 1;
   const FLAG_OFFSET = 2;
   const CELL = 16; // xprobe pattern cell size
@@ -85,6 +86,7 @@
     };
     socket.onmessage = (event) => {
       if (typeof event.data === "string") onText(event.data);
+      else if (new DataView(event.data).getUint8(0) === AUDIO) onAudio(event.data);
       else onFrame(event.data);
     };
     socket.onclose = () => {
@@ -304,6 +306,94 @@
     });
   }
 
+  // ---- audio: WebCodecs Opus decode, played through WebAudio ----
+  // Each 10 ms packet is scheduled right behind the previous one; the play-out point keeps a
+  // small lead over the audio clock (AUDIO_LEAD_S) and jumps forward when audio fell behind,
+  // so late audio is dropped rather than delaying everything after it.
+
+  const AUDIO_LEAD_S = 0.03;
+  let audioContext;
+  let audioDecoder;
+  let audioChannels = 0;
+  let audioPlayAt = 0;
+  const audioWin = { sumSquares: 0, samples: 0, crossings: 0, last: 0 };
+  let audioPackets = 0;
+
+  function ensureAudio(channels) {
+    if (audioDecoder && audioChannels === channels && audioDecoder.state === "configured") return;
+    if (typeof AudioDecoder === "undefined") return;
+    audioContext ??= new AudioContext({ sampleRate: 48000, latencyHint: "interactive" });
+    audioChannels = channels;
+    audioDecoder = new AudioDecoder({
+      output: playAudio,
+      error: () => {
+        audioDecoder = undefined;
+      },
+    });
+    audioDecoder.configure({ codec: "opus", sampleRate: 48000, numberOfChannels: channels });
+  }
+
+  function playAudio(data) {
+    audioPackets++;
+    const frames = data.numberOfFrames;
+    const buffer = audioContext.createBuffer(data.numberOfChannels, frames, data.sampleRate);
+    for (let c = 0; c < data.numberOfChannels; c++) {
+      const plane = new Float32Array(frames);
+      data.copyTo(plane, { planeIndex: c, format: "f32-planar" });
+      buffer.copyToChannel(plane, c);
+      if (c === 0) measureAudio(plane);
+    }
+    data.close();
+    const now = audioContext.currentTime;
+    if (audioPlayAt < now + 0.005) audioPlayAt = now + AUDIO_LEAD_S;
+    const source = audioContext.createBufferSource();
+    source.buffer = buffer;
+    source.connect(audioContext.destination);
+    source.start(audioPlayAt);
+    audioPlayAt += buffer.duration;
+  }
+
+  function measureAudio(plane) {
+    for (let i = 0; i < plane.length; i++) {
+      const v = plane[i];
+      audioWin.sumSquares += v * v;
+      if ((audioWin.last < 0 && v >= 0) || (audioWin.last >= 0 && v < 0)) audioWin.crossings++;
+      audioWin.last = v;
+    }
+    audioWin.samples += plane.length;
+  }
+
+  function onAudio(buffer) {
+    const view = new DataView(buffer);
+    const channels = view.getUint8(1);
+    const headerBytes = view.getUint16(2, true);
+    const sequence = view.getUint32(4, true);
+    ensureAudio(channels);
+    if (!audioDecoder || audioDecoder.state !== "configured") return;
+    if (audioContext.state === "suspended") audioContext.resume().catch(() => {});
+    audioDecoder.decode(
+      new EncodedAudioChunk({
+        type: "key",
+        timestamp: sequence * 10000,
+        data: new Uint8Array(buffer, headerBytes),
+      }),
+    );
+  }
+
+  function audioSummary() {
+    const n = audioWin.samples;
+    const summary = {
+      audioPackets,
+      audioLevelDb: n ? 10 * Math.log10(audioWin.sumSquares / n + 1e-20) + 3.0103 : null,
+      audioFrequencyHz: n ? (audioWin.crossings / 2) / (n / 48000) : null,
+      audioState: audioContext ? audioContext.state : "none",
+    };
+    audioWin.sumSquares = 0;
+    audioWin.samples = 0;
+    audioWin.crossings = 0;
+    return summary;
+  }
+
   // ---- stats and overlay ----
 
   function buildSummary() {
@@ -322,6 +412,7 @@
       width: canvas.width,
       height: canvas.height,
       pointerLocked: document.pointerLockElement === canvas,
+      ...audioSummary(),
     };
   }
 

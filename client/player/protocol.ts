@@ -11,6 +11,8 @@
 export const BinaryType = {
   /** One access unit: {@linkcode FRAME_HEADER_BYTES} of header, then the bitstream. */
   Frame: 1,
+  /** One Opus packet: {@linkcode AUDIO_HEADER_BYTES} of header, then the packet. */
+  Audio: 2,
 } as const;
 
 /** Flags of a frame message (byte 1). */
@@ -97,6 +99,30 @@ export function decodeFrameHeader(message: Uint8Array): FrameHeader | undefined 
 }
 
 /** Bitstream form the page's decoder gets. */
+/** Length of an AUDIO message's header. */
+export const AUDIO_HEADER_BYTES = 16;
+
+/**
+ * Server -> page AUDIO message (little-endian): type u8 (2), channels u8, header length u16,
+ * sequence u32, capture time f64 (host clock µs), then one Opus packet (10 ms at 48 kHz).
+ */
+export function encodeAudioMessage(
+  sequence: number,
+  channels: number,
+  captureTimeUs: number,
+  packet: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(AUDIO_HEADER_BYTES + packet.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, BinaryType.Audio);
+  view.setUint8(1, channels);
+  view.setUint16(2, AUDIO_HEADER_BYTES, true);
+  view.setUint32(4, sequence >>> 0, true);
+  view.setFloat64(8, captureTimeUs, true);
+  out.set(packet, AUDIO_HEADER_BYTES);
+  return out;
+}
+
 export type BitstreamFormat = "annexb" | "avc";
 
 /** Server -> page text message: the stream configuration. */
@@ -243,6 +269,14 @@ export interface PlayerSummaryStats {
   readonly height: number;
   /** Whether pointer lock is active. */
   readonly pointerLocked: boolean;
+  /** Opus packets decoded since the page loaded. */
+  readonly audioPackets: number;
+  /** Level of the audio decoded over the last interval (dBFS, RMS), or null without audio. */
+  readonly audioLevelDb: number | null;
+  /** Frequency estimate of that audio (Hz, from zero crossings), or null. */
+  readonly audioFrequencyHz: number | null;
+  /** The AudioContext's state ("running", "suspended", …), or "none". */
+  readonly audioState: string;
 }
 
 /** What the page reports: per-frame paint reports and 250 ms summaries. */

@@ -22,6 +22,7 @@ import type { CodecConfig, EncodedAccessUnit } from "../../media/types.ts";
 import {
   type BitstreamFormat,
   type ConfigMessage,
+  encodeAudioMessage,
   encodeFrameMessage,
   type OverlayMessage,
   parsePageMessage,
@@ -263,6 +264,18 @@ export class PlayerServer {
       this.#framesSent++;
     }
     for (const id of backlogged) for (const h of this.#keyHandlers) h("backlog", id);
+  }
+
+  /** Sends one Opus packet (10 ms, 48 kHz) to every connected page, which plays it with WebAudio. */
+  sendAudio(sequence: number, channels: number, captureTimeUs: number, packet: Uint8Array): void {
+    if (this.#pages.size === 0) return;
+    const message = encodeAudioMessage(sequence, channels, captureTimeUs, packet);
+    for (const page of this.#pages) {
+      // Late audio is worth nothing: a backed-up page skips it rather than queueing more.
+      if (page.socket.readyState !== WebSocket.OPEN) continue;
+      if (page.socket.bufferedAmount > this.#maxBuffered) continue;
+      page.socket.send(message);
+    }
   }
 
   /**

@@ -16,6 +16,8 @@ export const CHROMIUM_ARGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // The player plays audio as soon as it arrives, as a desktop app would.
+  "--autoplay-policy=no-user-gesture-required",
 ];
 
 /** Launches headless Chromium; close it in `finally`. */
