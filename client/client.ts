@@ -160,6 +160,9 @@ export class WavryClient {
           if (applied !== undefined) this.metrics.stage("input", (applied - m.clientTimeUs) / 1000);
         } else if (m.type === "stats") {
           this.#lastHostStats = `${m.encoder} @ ${(m.targetBitrateBps / 1e6).toFixed(1)} Mbit/s`;
+        } else if (m.type === "error") {
+          this.#lastHostStats = `error: ${m.text}`;
+          this.#pushOverlay();
         }
         return;
       }

@@ -9,7 +9,8 @@
  * @module
  */
 import type { IdentityKeyPair } from "../crypto/identity.ts";
-import { encodeControl } from "../core/stream.ts";
+import { encodeControl, HostErrorCode } from "../core/stream.ts";
+import { CloseCode } from "../core/frames.ts";
 import type { SessionConfig } from "../core/session.ts";
 import { StreamMetrics } from "../edge/metrics.ts";
 import { type PeerAddress, type SessionDriver, SessionListener } from "../edge/udp_session.ts";
@@ -68,6 +69,7 @@ export class WavryHost {
   #audioLoop: Promise<void> | undefined;
   #audioPacketsSent = 0;
   #audioSource: PulseAudioSource | undefined;
+  #previousStop: Promise<void> = Promise.resolve();
   readonly #encodeMs: number[] = [];
   readonly #captureMs: number[] = [];
 
@@ -133,8 +135,14 @@ export class WavryHost {
     }
   }
 
+  /** Serves one client until its session ends; never throws (the accept loop does not wait for it). */
   async #serve(driver: SessionDriver): Promise<void> {
-    const screen = this.#injector.screenSize();
+    let screen = { width: 1, height: 1 };
+    try {
+      screen = this.#injector.screenSize();
+    } catch {
+      // The display is gone; starting the pipeline below reports it to the client.
+    }
     const client: Client = {
       driver,
       applier: new InputApplier(this.#injector, {
@@ -164,11 +172,19 @@ export class WavryHost {
         }
       }
     } catch (error) {
-      this.#log(`client session failed: ${(error as Error).message}`);
-      await driver.close();
+      const message = (error as Error).message;
+      this.#log(`client session failed: ${message}`);
+      driver.sendControl(
+        encodeControl({ type: "error", code: HostErrorCode.CaptureFailed, text: message }),
+      );
+      await driver.close(CloseCode.ProtocolError, `host media failed: ${message}`).catch(() => {});
     } finally {
-      // Nothing stays pressed for a client that went away.
-      client.applier.releaseAll();
+      // Nothing stays pressed for a client that went away (unless the display went with it).
+      try {
+        client.applier.releaseAll();
+      } catch (error) {
+        this.#log(`releasing input failed: ${(error as Error).message}`);
+      }
       this.#clients.delete(client);
       if (this.#clients.size === 0) await this.#stopPipeline();
     }
@@ -194,6 +210,29 @@ export class WavryHost {
   }
 
   async #broadcast(pipeline: MediaPipeline): Promise<void> {
+    try {
+      await this.#sendFrames(pipeline);
+    } catch (error) {
+      // Capture or encode failed (e.g. the display went away): tell every client why and end
+      // their sessions; the host itself keeps listening.
+      const message = (error as Error).message;
+      this.#log(`media pipeline failed: ${message}`);
+      const notice = encodeControl({
+        type: "error",
+        code: HostErrorCode.CaptureFailed,
+        text: message,
+      });
+      for (const client of this.#clients) {
+        client.driver.sendControl(notice);
+        client.driver.close(CloseCode.ProtocolError, `host media failed: ${message}`).catch(
+          () => {},
+        );
+      }
+    }
+  }
+
+  async #sendFrames(pipeline: MediaPipeline): Promise<void> {
+    let lastStats = performance.now();
     for await (const frame of pipeline.frames()) {
       const handedUs = monotonicMicros();
       const encoded = toEncodedFrame(frame, handedUs);
@@ -208,7 +247,26 @@ export class WavryHost {
       this.metrics.stage("encode", encodeMs);
       this.metrics.stage("send_queue", (handedUs - t.encodeEndUs) / 1000);
       this.metrics.frame(encoded.data.length, performance.now());
+      if (performance.now() - lastStats >= 1000) {
+        lastStats = performance.now();
+        this.#sendStats(pipeline);
+      }
     }
+  }
+
+  /** Once a second: the encoder and the host-side stage medians, for the client's overlay. */
+  #sendStats(pipeline: MediaPipeline): void {
+    const stages = this.metrics.snapshot(performance.now()).stages;
+    const message = encodeControl({
+      type: "stats",
+      encoder: pipeline.encoderName,
+      targetBitrateBps: Math.min(0xffffffff, Math.round(pipeline.bitrateBps)),
+      stages: (["capture", "encode", "send_queue"] as const).flatMap((name) => {
+        const s = stages[name];
+        return s === undefined ? [] : [{ name, p50Us: Math.round(s.p50 * 1000) }];
+      }),
+    });
+    for (const client of this.#clients) client.driver.sendControl(message);
   }
 
   #remember(series: number[], value: number): void {
@@ -288,11 +346,17 @@ export class WavryHost {
     this.#audioLoop = undefined;
   }
 
-  async #stopPipeline(): Promise<void> {
-    await this.#stopAudio();
-    const pipeline = this.#pipeline ?? await this.#pipelineStarting?.catch(() => undefined);
-    this.#pipeline = undefined;
-    await pipeline?.stop();
+  #stopPipeline(): Promise<void> {
+    // Remembered so that stop() waits for a stop that a leaving client already began.
+    const stopping = (async () => {
+      await this.#previousStop;
+      await this.#stopAudio();
+      const pipeline = this.#pipeline ?? await this.#pipelineStarting?.catch(() => undefined);
+      this.#pipeline = undefined;
+      await pipeline?.stop();
+    })();
+    this.#previousStop = stopping;
+    return stopping;
   }
 
   /** Closes every session, stops capture, releases input and the socket. */
