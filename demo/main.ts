@@ -42,7 +42,9 @@ const result = await runDemo({
   onUrl: (url) =>
     console.log(
       `wavry demo: player at ${url}` +
-        (values.browser === "none" ? " (open it in a browser; Ctrl-C stops)" : ""),
+        (values.browser === "none"
+          ? " (open it in a browser, or run with --browser headless; Ctrl-C stops)"
+          : ""),
     ),
   onStatus: (line) => console.log(`wavry demo: ${line}`),
 });

@@ -25,6 +25,11 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: Deno.env.get("WAVRY_CHROMIUM") ?? "/usr/bin/chromium",
     args: CHROMIUM_ARGS,
+    // Playwright would otherwise exit the whole process on Ctrl-C, before the demo stops the
+    // host, the client and Xvfb; the caller closes the browser in its own cleanup.
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
   });
 }
 

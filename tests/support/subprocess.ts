@@ -18,12 +18,18 @@ export class Subprocess {
   /** What the test calls it in messages. */
   readonly name: string;
 
-  /** Starts `command` with `args` (stdin closed). */
-  constructor(name: string, command: string, args: string[], options: { cwd?: string } = {}) {
+  /** Starts `command` with `args` (stdin closed), `env` added to this process's environment. */
+  constructor(
+    name: string,
+    command: string,
+    args: string[],
+    options: { cwd?: string; env?: Record<string, string> } = {},
+  ) {
     this.name = name;
     const child = new Deno.Command(command, {
       args,
       cwd: options.cwd,
+      env: options.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
