@@ -6,14 +6,14 @@
  *   of input latency: p50/p99 over `--pings` (default 1000);
  * - delivery of `--frames` video frames of `--size` bytes (default 20 × 200 KB).
  *
- * `deno run -A edge/loopback_bench.ts [--in-process] [--pings N] [--frames N] [--size BYTES]
+ * `deno run -A bench/loopback.ts [--in-process] [--pings N] [--frames N] [--size BYTES]
  *  [--rate MBPS] [--burst DATAGRAMS]` (pacing of the host side)
  *
  * @module
  */
 
 import { generateIdentity } from "../crypto/identity.ts";
-import { DEFAULT_PACING, SessionDriver, SessionListener } from "./udp_session.ts";
+import { DEFAULT_PACING, SessionDriver, SessionListener } from "../edge/udp_session.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

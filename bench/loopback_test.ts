@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { generateIdentity } from "../crypto/identity.ts";
-import { measure, percentile, serveEcho } from "./loopback_bench.ts";
-import { SessionDriver, SessionListener } from "./udp_session.ts";
+import { measure, percentile, serveEcho } from "./loopback.ts";
+import { SessionDriver, SessionListener } from "../edge/udp_session.ts";
 
 Deno.test("percentile uses the nearest rank", () => {
   const values = Array.from({ length: 100 }, (_, i) => i + 1);
