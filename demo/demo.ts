@@ -36,6 +36,8 @@ export interface DemoOptions {
   browser?: "headless" | "none";
   /** Use this X display instead of starting Xvfb (the scene is drawn only on displays the demo starts). */
   display?: string;
+  /** "demo" (default): drifting colours and bouncing balls; "pattern": the test pattern. */
+  scene?: "demo" | "pattern";
   /** A key is pressed in the page this often (headless only), to measure input latency. */
   keyIntervalMs?: number;
   /** Receives the player URL once it is up. */
@@ -98,7 +100,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const xvfb: VirtualDisplay = await startXvfb(width, height);
       cleanup.push(() => xvfb.stop());
       display = xvfb.display;
-      probe = await XProbe.start(display, { pattern: true, fps });
+      probe = await XProbe.start(display, { scene: options.scene !== "pattern", fps });
       cleanup.push(() => probe!.stop());
     }
     const hostIdentity = generateIdentity();

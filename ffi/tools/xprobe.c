@@ -3,6 +3,8 @@
  *
  * It maps a window over the screen (or a given size), takes the input focus,
  * and
+ *  - with --scene, draws the demo's scene instead: a slowly shifting colour
+ *    gradient with bouncing, softly coloured balls (same two cell rows);
  *  - with --pattern, draws a moving test scene at --fps: scrolling colour
  *    bars, a bouncing square, and two machine-readable rows of 16x16 cells
  *    (row 0: the frame counter, row 1: the CLOCK_MONOTONIC time in ms when the
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <math.h>
 
 static volatile sig_atomic_t stop = 0;
 static void on_signal(int sig) {
@@ -57,16 +60,62 @@ static void draw_bits(Display *d, Window w, GC white, GC black, int row, uint32_
   }
 }
 
+/* HSV (h in degrees, s and v in 0..1) to a 24-bit TrueColor pixel. */
+static unsigned long hsv_pixel(double h, double s, double v) {
+  h = fmod(h, 360.0);
+  if (h < 0) h += 360.0;
+  double c = v * s, x = c * (1 - fabs(fmod(h / 60.0, 2) - 1)), m = v - c;
+  double r = 0, g = 0, b = 0;
+  if (h < 60) r = c, g = x;
+  else if (h < 120) r = x, g = c;
+  else if (h < 180) g = c, b = x;
+  else if (h < 240) g = x, b = c;
+  else if (h < 300) r = x, b = c;
+  else r = c, b = x;
+  return ((unsigned long)((r + m) * 255) << 16) | ((unsigned long)((g + m) * 255) << 8) |
+         (unsigned long)((b + m) * 255);
+}
+
+/*
+ * The demo's scene: a vertical colour gradient whose hues drift, and eight
+ * balls bouncing at their own speeds with a soft halo. Pixel values are
+ * computed directly (TrueColor), so no colour allocation round trips.
+ */
+static void draw_scene(Display *d, Window w, GC gc, int width, int height, uint32_t t) {
+  const int top = 2 * CELL, bands = 48;
+  int band_h = (height - top + bands - 1) / bands;
+  for (int i = 0; i < bands; i++) {
+    XSetForeground(d, gc, hsv_pixel(200 + 60 * sin(t * 0.004) + i * 1.6, 0.55, 0.22 + 0.5 * i / bands));
+    XFillRectangle(d, w, gc, 0, top + i * band_h, (unsigned)width, (unsigned)band_h);
+  }
+  for (int k = 0; k < 8; k++) {
+    int r = height / 18 + k * height / 90;
+    double speed = 1.0 + 0.37 * k;
+    int span_x = width - 2 * r, span_y = height - top - 2 * r;
+    int px = (int)fmod(t * 3.1 * speed + k * 211, 2.0 * span_x);
+    int py = (int)fmod(t * 2.3 * speed + k * 137, 2.0 * span_y);
+    if (px > span_x) px = 2 * span_x - px;
+    if (py > span_y) py = 2 * span_y - py;
+    double hue = k * 45 + t * 0.8;
+    XSetForeground(d, gc, hsv_pixel(hue, 0.45, 0.55));
+    XFillArc(d, w, gc, px - r / 3, top + py - r / 3, (unsigned)(2 * r + 2 * r / 3),
+             (unsigned)(2 * r + 2 * r / 3), 0, 360 * 64);
+    XSetForeground(d, gc, hsv_pixel(hue, 0.8, 0.98));
+    XFillArc(d, w, gc, px, top + py, (unsigned)(2 * r), (unsigned)(2 * r), 0, 360 * 64);
+  }
+}
+
 int main(int argc, char **argv) {
-  int pattern = 0, fps = 60, width = 0, height = 0, stdin_exit = 0;
+  int pattern = 0, scene = 0, fps = 60, width = 0, height = 0, stdin_exit = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--pattern") == 0) pattern = 1;
+    else if (strcmp(argv[i], "--scene") == 0) pattern = scene = 1;
     else if (strcmp(argv[i], "--stdin-exit") == 0) stdin_exit = 1;
     else if (strcmp(argv[i], "--fps") == 0 && i + 1 < argc) fps = atoi(argv[++i]);
     else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
       if (sscanf(argv[++i], "%dx%d", &width, &height) != 2) width = height = 0;
     } else {
-      fprintf(stderr, "usage: wavry-xprobe [--pattern] [--fps N] [--size WxH] [--stdin-exit]\n");
+      fprintf(stderr, "usage: wavry-xprobe [--pattern | --scene] [--fps N] [--size WxH] [--stdin-exit]\n");
       return 2;
     }
   }
@@ -111,6 +160,7 @@ int main(int argc, char **argv) {
     XSetForeground(d, bars[i], rgb(d, screen, bar_colors[i][0], bar_colors[i][1], bar_colors[i][2]));
   }
   GC square = XCreateGC(d, w, 0, NULL);
+  GC paint = XCreateGC(d, w, 0, NULL); /* the demo scene sets its colour per shape */
   XSetForeground(d, square, rgb(d, screen, 255, 128, 0));
 
   signal(SIGTERM, on_signal);
@@ -154,7 +204,16 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
     int64_t now = monotonic_us();
-    if (pattern && now >= next_frame) {
+    if (scene && now >= next_frame) {
+      draw_scene(d, w, paint, width, height, counter);
+      XFillRectangle(d, w, black, BITS * CELL, 0, (unsigned)(width - BITS * CELL), 2 * CELL);
+      draw_bits(d, w, white, black, 0, counter);
+      draw_bits(d, w, white, black, 1, (uint32_t)(monotonic_us() / 1000));
+      XFlush(d);
+      counter++;
+      next_frame += frame_us;
+      if (now - next_frame > 1000000) next_frame = now;
+    } else if (pattern && now >= next_frame) {
       /* Every edge of the scene falls on an even pixel, so 4:2:0 chroma subsampling of the
        * test scene is lossless and PSNR measures the codec, not the colour format. */
       int bar_w = (width / 8 + 2) & ~1;

@@ -36,10 +36,11 @@ export class XProbe {
   /** Starts the probe on `display`; with `pattern`, it draws the moving scene at `fps`. */
   static async start(
     display: string,
-    options: { pattern?: boolean; fps?: number } = {},
+    options: { pattern?: boolean; scene?: boolean; fps?: number } = {},
   ): Promise<XProbe> {
     const args = ["--stdin-exit"];
-    if (options.pattern) args.push("--pattern", "--fps", String(options.fps ?? 60));
+    if (options.scene) args.push("--scene", "--fps", String(options.fps ?? 60));
+    else if (options.pattern) args.push("--pattern", "--fps", String(options.fps ?? 60));
     const process = new LineProcess("wavry-xprobe", xprobePath(), args, { DISPLAY: display });
     await process.waitForLine((l) => l.includes('"ready":true'));
     return new XProbe(process);
