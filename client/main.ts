@@ -2,7 +2,10 @@
  * `./wavry client HOST:PORT`: connects to a Wavry host and serves the player.
  *
  *   ./wavry client HOST:PORT [--port 8080] [--identity ~/.config/wavry/client.key]
- *                  [--expect-host HOST_KEY] [--open]
+ *                  [--expect-host HOST_KEY] [--no-open]
+ *
+ * The player opens in the default browser when this session has one (a
+ * DISPLAY or WAYLAND_DISPLAY and xdg-open); the URL is printed either way.
  *
  * @module
  */
@@ -23,11 +26,11 @@ const { values, positionals } = parseArgs({
     port: { type: "string", default: "0" },
     identity: { type: "string" },
     "expect-host": { type: "string" },
-    open: { type: "boolean", default: false },
+    "no-open": { type: "boolean", default: false },
   },
 });
 if (positionals.length !== 1) {
-  console.error("usage: ./wavry client HOST:PORT [--port N] [--expect-host KEY] [--open]");
+  console.error("usage: ./wavry client HOST:PORT [--port N] [--expect-host KEY] [--no-open]");
   Deno.exit(2);
 }
 const identity = await loadOrCreateIdentity(values.identity ?? defaultIdentityPath("client"));
@@ -63,11 +66,19 @@ console.log(
   `wavry client: connected to ${positionals[0]} (host ${identityFingerprint(host)}); ` +
     `player ${client.player.url} ; metrics ${client.player.url.replace(/\/$/, "")}/metrics`,
 );
-if (values.open) {
+const hasScreen = Boolean(Deno.env.get("DISPLAY") || Deno.env.get("WAYLAND_DISPLAY"));
+if (!values["no-open"] && hasScreen) {
   try {
-    await new Deno.Command("xdg-open", { args: [client.player.url] }).spawn().status;
+    const opener = new Deno.Command("xdg-open", {
+      args: [client.player.url],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    opener.status.then((s) => {
+      if (!s.success) console.error("wavry client: could not open a browser; open the URL above");
+    });
   } catch {
-    console.error("wavry client: no xdg-open here; open the player URL yourself");
+    console.error("wavry client: no xdg-open here; open the player URL above yourself");
   }
 }
 const stop = async () => {
