@@ -1,55 +1,15 @@
 import assert from "node:assert/strict";
-import { monotonicMicros } from "../../ffi/library.ts";
+import { monotonicMicros } from "../../media/clock.ts";
 import { X11Capturer } from "../../media/linux/capture_x11.ts";
 import { FfmpegVideoEncoder } from "../../media/linux/video_encoder.ts";
 import { pacedCapture } from "../../media/pacer.ts";
 import { readPatternRow, XProbe } from "../../tests/support/xprobe.ts";
 import { startXvfb } from "../../tests/support/xvfb.ts";
+import { patches } from "../../tests/support/scene.ts";
 import { type PlayerPaintReport, PlayerServer, wallClockMicros } from "./server.ts";
 import { launchChromium, waitFor } from "./testing.ts";
 
-const W = 1280, H = 720, CELL = 16;
-const BARS: [number, number, number][] = [
-  [235, 235, 235],
-  [235, 235, 16],
-  [16, 235, 235],
-  [16, 235, 16],
-  [235, 16, 235],
-  [235, 16, 16],
-  [16, 16, 235],
-  [40, 40, 40],
-];
-const ORANGE: [number, number, number] = [255, 128, 0];
-
-/** The xprobe scene's square (ffi/tools/xprobe.c) for frame `counter`. */
-function square(counter: number): { x: number; y: number; size: number } {
-  const size = (H / 6) & ~1;
-  const spanX = (W - size) & ~1, spanY = (H - 2 * CELL - size) & ~1;
-  let px = (counter * 8) % (2 * spanX), py = (counter * 6) % (2 * spanY);
-  if (px > spanX) px = 2 * spanX - px;
-  if (py > spanY) py = 2 * spanY - py;
-  return { x: px, y: 2 * CELL + py, size };
-}
-
-/** Points well inside a flat area of the scene at `counter`, with their colour. */
-function patches(counter: number): { x: number; y: number; rgb: [number, number, number] }[] {
-  const sq = square(counter);
-  const out = [{ x: sq.x + sq.size / 2, y: sq.y + sq.size / 2, rgb: ORANGE }];
-  const barW = (W / 8 + 2) & ~1;
-  const offset = (counter * 4) % barW;
-  for (let i = -1; i < 8; i++) {
-    const x = i * barW + offset + barW / 2;
-    if (x < 20 || x > W - 20) continue;
-    for (const y of [80, 400, 690]) {
-      // Away from the square (it moves 8 px a frame; allow a frame of tearing).
-      if (x > sq.x - 30 && x < sq.x + sq.size + 30 && y > sq.y - 30 && y < sq.y + sq.size + 30) {
-        continue;
-      }
-      out.push({ x, y, rgb: BARS[(i + 8) % 8] });
-    }
-  }
-  return out;
-}
+const W = 1280, H = 720;
 
 function clockOffsetUs(): number {
   // Local wall clock µs = CLOCK_MONOTONIC µs + offset; the tightest of a few samples.
@@ -152,7 +112,7 @@ Deno.test("X11 capture -> x264 -> PlayerServer -> Chromium WebCodecs: painted, c
 
     // A colour patch of the last painted picture (the orange square and the bars).
     const shown = paints[paints.length - 1];
-    const points = patches(shown.counter!);
+    const points = patches(shown.counter!, W, H);
     const got = await page.evaluate<number[][]>(`(() => {
       const ctx = document.getElementById("video").getContext("2d");
       return ${JSON.stringify(points.map(({ x, y }) => [x, y]))}
