@@ -55,6 +55,17 @@ export function loadNative<S extends Deno.ForeignLibraryInterface>(
   return openChecked(symbols);
 }
 
+/**
+ * A getter for a module's symbols that opens the shim on first use (so that
+ * importing a media module never loads native code by itself).
+ */
+export function lazyNative<S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+): () => Deno.DynamicLibrary<S>["symbols"] {
+  let library: Deno.DynamicLibrary<S> | undefined;
+  return () => (library ??= loadNative(symbols)).symbols;
+}
+
 /** CLOCK_MONOTONIC in microseconds: the clock every capture timestamp uses. */
 export function monotonicMicros(): number {
   if (common === undefined) loadNative({}).close();

@@ -5,7 +5,7 @@
  * @module
  */
 import { ErrorBuffer } from "../ffi/errors.ts";
-import { loadNative } from "../ffi/library.ts";
+import { lazyNative } from "../ffi/library.ts";
 
 const symbols = {
   wavry_convert_bgra_to_i420: {
@@ -25,7 +25,7 @@ const symbols = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+const native = lazyNative(symbols);
 
 /** Planar 4:2:0 picture: Y is width×height, U and V are (width/2)×(height/2). */
 export interface I420Picture {
@@ -45,7 +45,6 @@ export function bgraToI420(
   stride: number = width * 4,
   threads = 1,
 ): I420Picture {
-  lib ??= loadNative(symbols);
   if (bgra.length < stride * height) {
     throw new RangeError(`BGRA buffer of ${bgra.length} bytes is smaller than ${stride}x${height}`);
   }
@@ -55,7 +54,7 @@ export function bgraToI420(
   const err = new ErrorBuffer();
   err.check(
     "convert.bgraToI420",
-    lib.symbols.wavry_convert_bgra_to_i420(
+    native().wavry_convert_bgra_to_i420(
       bgra,
       stride,
       width,

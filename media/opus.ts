@@ -8,7 +8,7 @@
  */
 import {
   ErrorBuffer,
-  loadNative,
+  lazyNative,
   NativeError,
   NativeHandle,
   NativeStatus,
@@ -39,11 +39,7 @@ const symbols = {
   wavry_opus_decoder_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  lib ??= loadNative(symbols);
-  return lib.symbols;
-}
+const native = lazyNative(symbols);
 
 /** Largest Opus packet for one frame (RFC 6716 §3.4: 1275 bytes) — the default output cap. */
 export const OPUS_MAX_PACKET_BYTES = 1275;

@@ -13,7 +13,7 @@
  */
 import {
   ErrorBuffer,
-  loadNative,
+  lazyNative,
   NativeError,
   NativeHandle,
   NativeStatus,
@@ -56,11 +56,7 @@ const symbols = {
   wavry_audio_out_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  lib ??= loadNative(symbols);
-  return lib.symbols;
-}
+const native = lazyNative(symbols);
 
 /** PulseAudio's name for the monitor of the default sink: what the desktop is playing. */
 export const DEFAULT_MONITOR = "@DEFAULT_MONITOR@";

@@ -12,7 +12,7 @@
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
 import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
-import { loadNative } from "../../ffi/library.ts";
+import { lazyNative } from "../../ffi/library.ts";
 import type { CapturedFrame, CaptureOptions, Capturer } from "../types.ts";
 
 const symbols = {
@@ -31,12 +31,7 @@ const symbols = {
   wavry_capture_refresh_mhz: { parameters: ["pointer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let library: Deno.DynamicLibrary<typeof symbols> | undefined;
-
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  library ??= loadNative(symbols);
-  return library.symbols;
-}
+const native = lazyNative(symbols);
 
 function cString(value: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(value + "\0");

@@ -7,7 +7,7 @@
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
 import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
-import { loadNative } from "../../ffi/library.ts";
+import { lazyNative } from "../../ffi/library.ts";
 import type { GamepadInjector } from "../types.ts";
 
 const symbols = {
@@ -19,12 +19,7 @@ const symbols = {
   wavry_gamepad_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let library: Deno.DynamicLibrary<typeof symbols> | undefined;
-
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  library ??= loadNative(symbols);
-  return library.symbols;
-}
+const native = lazyNative(symbols);
 
 /** Buttons in the web Gamepad API's standard mapping. */
 export const GAMEPAD_BUTTONS = 17;

@@ -10,7 +10,7 @@
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
 import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
-import { loadNative } from "../../ffi/library.ts";
+import { lazyNative } from "../../ffi/library.ts";
 import { keysymForCode } from "../keymap.ts";
 import type { InputInjector, MouseButton } from "../types.ts";
 
@@ -38,12 +38,7 @@ const symbols = {
   wavry_input_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let library: Deno.DynamicLibrary<typeof symbols> | undefined;
-
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  library ??= loadNative(symbols);
-  return library.symbols;
-}
+const native = lazyNative(symbols);
 
 /** X button numbers for web `MouseEvent.button` values: left, middle, right, back, forward. */
 export const X_BUTTON_FOR_MOUSE_BUTTON: readonly number[] = Object.freeze([1, 2, 3, 8, 9]);

@@ -6,7 +6,7 @@
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
 import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
-import { loadNative } from "../../ffi/library.ts";
+import { lazyNative } from "../../ffi/library.ts";
 import type { DecodedFrame, VideoDecoder } from "../types.ts";
 
 const symbols = {
@@ -31,12 +31,7 @@ const symbols = {
   wavry_decoder_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let library: Deno.DynamicLibrary<typeof symbols> | undefined;
-
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  library ??= loadNative(symbols);
-  return library.symbols;
-}
+const native = lazyNative(symbols);
 
 /** H.264 decoder on libavcodec. */
 export class FfmpegVideoDecoder implements VideoDecoder {

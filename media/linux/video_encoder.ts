@@ -8,7 +8,7 @@
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
 import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
-import { loadNative } from "../../ffi/library.ts";
+import { lazyNative } from "../../ffi/library.ts";
 import { codecConfigFromAnnexB } from "../h264.ts";
 import type {
   CapturedFrame,
@@ -73,12 +73,7 @@ const symbols = {
   wavry_encoder_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let library: Deno.DynamicLibrary<typeof symbols> | undefined;
-
-function native(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  library ??= loadNative(symbols);
-  return library.symbols;
-}
+const native = lazyNative(symbols);
 
 function readCString(bytes: Uint8Array): string {
   const end = bytes.indexOf(0);
