@@ -256,10 +256,14 @@ export class WavryClient {
   }
 
   #pushOverlay(): void {
-    const s = this.metrics.snapshot(performance.now());
+    // Loss on the media direction, as this side sees it: packet numbers that never arrived.
     const stats = this.driver.session.stats;
-    const sent = Math.max(1, stats.datagramsReceived);
-    this.metrics.transport(this.driver.session.rtt.smoothedMs, stats.peerReportedLost / sent);
+    const expected = stats.packetsReceived + stats.packetsLost;
+    this.metrics.transport(
+      this.driver.session.rtt.smoothedMs,
+      expected === 0 ? 0 : stats.packetsLost / expected,
+    );
+    const s = this.metrics.snapshot(performance.now());
     const overlay: Record<string, string | number> = {
       fps: s.fps,
       bitrate: `${(s.bitrateBps / 1e6).toFixed(2)} Mbit/s`,

@@ -164,6 +164,10 @@ export interface SessionStats {
   framesLost: number;
   /** Packets the peer reported lost (latest FEEDBACK). */
   peerReportedLost: number;
+  /** SEALED packets from the peer accepted here. */
+  packetsReceived: number;
+  /** Packets from the peer this side counts as lost: numbers below the largest seen that never arrived. */
+  packetsLost: number;
 }
 
 const CHANNEL_INPUT = 0x12;
@@ -256,6 +260,8 @@ export class Session {
     framesCompleted: 0,
     framesLost: 0,
     peerReportedLost: 0,
+    packetsReceived: 0,
+    packetsLost: 0,
   };
 
   private constructor(
@@ -327,6 +333,8 @@ export class Session {
   get stats(): SessionStats {
     this.#stats.reliableRetransmissions = this.#inputOut.retransmissions +
       this.#controlOut.retransmissions;
+    this.#stats.packetsReceived = this.#receivedCount;
+    this.#stats.packetsLost = Math.max(0, this.#largestReceived + 1 - this.#receivedCount);
     return structuredClone(this.#stats);
   }
 

@@ -309,3 +309,29 @@ Deno.test("every kind of bad datagram is typed and counted", () => {
     assert.equal(stats.dropped[kind], 1, kind);
   }
 });
+
+Deno.test("stats count packets this side received and lost", () => {
+  let n = 0;
+  const pair = sessionPair({
+    seed: 11,
+    link: CLEAN,
+    middlebox: {
+      // Drop every fifth sealed packet from the initiator once established.
+      intercept: (d, direction, now) =>
+        direction === "a->b" && now >= 100 && d[1] === 0x04 && ++n % 5 === 0
+          ? { forward: [] }
+          : { forward: [d] },
+    },
+  });
+  pair.net.runUntil(100);
+  pair.initiator.session.sendVideoFrame({
+    frameId: 1,
+    captureTimeUs: 0,
+    keyframe: true,
+    data: new Uint8Array(100 * 1148),
+  });
+  pair.net.runUntil(1_000);
+  const stats = pair.responder.session.stats;
+  assert.ok(stats.packetsLost >= 19 && stats.packetsLost <= 22, `lost ${stats.packetsLost}`);
+  assert.ok(stats.packetsReceived >= 80, `received ${stats.packetsReceived}`);
+});
