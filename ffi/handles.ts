@@ -67,3 +67,46 @@ export function pointerFromOut(out: BigUint64Array): Deno.PointerObject {
   if (pointer === null) throw new Error("native open reported success but returned no handle");
   return pointer;
 }
+
+/**
+ * Runs a handle's nonblocking native calls one at a time (the native side
+ * must never see two calls on one handle at once) and frees the handle only
+ * after the call in flight settles, so `close()` never pulls memory from
+ * under a worker thread.
+ */
+export class CallChain {
+  readonly #handle: NativeHandle;
+  #pending: Promise<unknown> | undefined;
+  #closing = false;
+
+  /** Serialises calls on `handle`. */
+  constructor(handle: NativeHandle) {
+    this.#handle = handle;
+  }
+
+  /** Runs `call` after the previous one settled; once `close()` was asked for, rejects with Closed. */
+  run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    const run = (this.#pending ?? Promise.resolve()).catch(() => {}).then(() => {
+      if (this.#closing) {
+        throw new NativeError(operation, NativeStatus.Closed, `the ${this.#handle.kind} is closed`);
+      }
+      return call();
+    });
+    this.#pending = run;
+    return run;
+  }
+
+  /** Whether `close()` was asked for. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Frees the handle once the call in flight (if any) settles; later calls are refused. */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    const pending = this.#pending;
+    if (pending === undefined) this.#handle.close();
+    else pending.catch(() => {}).finally(() => this.#handle.close());
+  }
+}

@@ -11,7 +11,7 @@
  * @module
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
-import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
+import { CallChain, NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
 import { lazyNative } from "../../ffi/library.ts";
 import type { CapturedFrame, CaptureOptions, Capturer } from "../types.ts";
 
@@ -61,8 +61,7 @@ export class X11Capturer implements Capturer {
   readonly #time = new BigInt64Array(1);
   readonly #cursorX = new Int32Array(1);
   readonly #cursorY = new Int32Array(1);
-  #pending: Promise<unknown> | undefined;
-  #closeRequested = false;
+  readonly #calls: CallChain;
 
   private constructor(
     handle: NativeHandle,
@@ -72,6 +71,7 @@ export class X11Capturer implements Capturer {
     copy: boolean,
   ) {
     this.#handle = handle;
+    this.#calls = new CallChain(handle);
     this.width = width;
     this.height = height;
     this.stride = stride;
@@ -146,15 +146,10 @@ export class X11Capturer implements Capturer {
    * `capture()` and is invalid after `close()`. Calls are serialised.
    */
   capture(): Promise<CapturedFrame> {
-    const run = (this.#pending ?? Promise.resolve()).catch(() => {}).then(() => this.#grab());
-    this.#pending = run;
-    return run;
+    return this.#calls.run("capture.grab", () => this.#grab());
   }
 
   async #grab(): Promise<CapturedFrame> {
-    if (this.#closeRequested) {
-      throw new NativeError("capture.grab", NativeStatus.Closed, "the capture is closed");
-    }
     const pointer = this.#handle.pointer;
     const dst = this.#copy ?? null;
     const status = await native().wavry_capture_grab(
@@ -181,10 +176,6 @@ export class X11Capturer implements Capturer {
 
   /** Frees the capturer (after a capture in flight finishes). */
   close(): void {
-    if (this.#closeRequested) return;
-    this.#closeRequested = true;
-    const pending = this.#pending;
-    if (pending === undefined) this.#handle.close();
-    else pending.catch(() => {}).finally(() => this.#handle.close());
+    this.#calls.close();
   }
 }

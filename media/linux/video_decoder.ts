@@ -5,7 +5,7 @@
  * @module
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
-import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
+import { CallChain, NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
 import { lazyNative } from "../../ffi/library.ts";
 import type { DecodedFrame, VideoDecoder } from "../types.ts";
 
@@ -43,11 +43,11 @@ export class FfmpegVideoDecoder implements VideoDecoder {
   readonly #decodeNs = new BigInt64Array(1);
   readonly #convertNs = new BigInt64Array(1);
   #frameBytes = 0;
-  #pending: Promise<unknown> | undefined;
-  #closeRequested = false;
+  readonly #calls: CallChain;
 
   private constructor(handle: NativeHandle) {
     this.#handle = handle;
+    this.#calls = new CallChain(handle);
   }
 
   /** Opens a decoder; throws a {@linkcode NativeError} (Codec) when FFmpeg has none. */
@@ -69,17 +69,10 @@ export class FfmpegVideoDecoder implements VideoDecoder {
    * serialised; corrupt input rejects with a NativeError (Codec).
    */
   decode(accessUnit: Uint8Array): Promise<DecodedFrame | undefined> {
-    const run = (this.#pending ?? Promise.resolve()).catch(() => {}).then(() =>
-      this.#decode(accessUnit)
-    );
-    this.#pending = run;
-    return run;
+    return this.#calls.run("decoder.decode", () => this.#decode(accessUnit));
   }
 
   async #decode(accessUnit: Uint8Array): Promise<DecodedFrame | undefined> {
-    if (this.#closeRequested) {
-      throw new NativeError("decoder.decode", NativeStatus.Closed, "the decoder is closed");
-    }
     if (accessUnit.length === 0) {
       throw new NativeError("decoder.decode", NativeStatus.InvalidArgument, "empty access unit");
     }
@@ -131,10 +124,6 @@ export class FfmpegVideoDecoder implements VideoDecoder {
 
   /** Frees the decoder (after a decode in flight finishes). */
   close(): void {
-    if (this.#closeRequested) return;
-    this.#closeRequested = true;
-    const pending = this.#pending;
-    if (pending === undefined) this.#handle.close();
-    else pending.catch(() => {}).finally(() => this.#handle.close());
+    this.#calls.close();
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { ErrorBuffer, NativeError, NativeStatus } from "../../ffi/errors.ts";
-import { NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
+import { CallChain, NativeHandle, pointerFromOut } from "../../ffi/handles.ts";
 import { lazyNative } from "../../ffi/library.ts";
 import { codecConfigFromAnnexB } from "../h264.ts";
 import type {
@@ -147,8 +147,7 @@ export class FfmpegVideoEncoder implements VideoEncoder {
   #forceKeyframe = false;
   #framesSinceKey = 0;
   #bitrate: number;
-  #pending: Promise<unknown> | undefined;
-  #closeRequested = false;
+  readonly #calls: CallChain;
 
   private constructor(
     handle: NativeHandle,
@@ -158,6 +157,7 @@ export class FfmpegVideoEncoder implements VideoEncoder {
     options: FfmpegEncoderOptions,
   ) {
     this.#handle = handle;
+    this.#calls = new CallChain(handle);
     this.name = name;
     this.fallbackReason = notes;
     this.#config = config;
@@ -264,17 +264,10 @@ export class FfmpegVideoEncoder implements VideoEncoder {
 
   /** Encodes one frame (same size as the encoder). Calls are serialised. */
   encode(frame: CapturedFrame): Promise<EncodedAccessUnit> {
-    const run = (this.#pending ?? Promise.resolve()).catch(() => {}).then(() =>
-      this.#encode(frame)
-    );
-    this.#pending = run;
-    return run;
+    return this.#calls.run("encoder.encode", () => this.#encode(frame));
   }
 
   async #encode(frame: CapturedFrame): Promise<EncodedAccessUnit> {
-    if (this.#closeRequested) {
-      throw new NativeError("encoder.encode", NativeStatus.Closed, "the encoder is closed");
-    }
     if (frame.width !== this.width || frame.height !== this.height) {
       throw invalid(
         "encoder.encode",
@@ -361,10 +354,6 @@ export class FfmpegVideoEncoder implements VideoEncoder {
 
   /** Frees the encoder (after an encode in flight finishes). */
   close(): void {
-    if (this.#closeRequested) return;
-    this.#closeRequested = true;
-    const pending = this.#pending;
-    if (pending === undefined) this.#handle.close();
-    else pending.catch(() => {}).finally(() => this.#handle.close());
+    this.#calls.close();
   }
 }
