@@ -62,14 +62,13 @@ export class WavryHost {
   readonly #clients = new Set<Client>();
   readonly #injector: XTestInputInjector;
   #pipeline: MediaPipeline | undefined;
-  #pipelineStarting: Promise<MediaPipeline> | undefined;
   #stopped = false;
   #framesSent = 0;
   #audio: AbortController | undefined;
   #audioLoop: Promise<void> | undefined;
   #audioPacketsSent = 0;
   #audioSource: PulseAudioSource | undefined;
-  #previousStop: Promise<void> = Promise.resolve();
+  #lifecycle: Promise<unknown> = Promise.resolve();
   readonly #encodeMs: number[] = [];
   readonly #captureMs: number[] = [];
 
@@ -190,9 +189,14 @@ export class WavryHost {
     }
   }
 
+  /**
+   * Starting and stopping capture go through one queue, so a client that joins while the last
+   * one's pipeline is stopping waits for that stop and then gets a fresh pipeline, and a stop
+   * queued behind a join does nothing.
+   */
   #ensurePipeline(): Promise<MediaPipeline> {
-    if (this.#pipeline !== undefined) return Promise.resolve(this.#pipeline);
-    this.#pipelineStarting ??= (async () => {
+    const next = this.#lifecycle.then(async () => {
+      if (this.#pipeline !== undefined) return this.#pipeline;
       const pipeline = await MediaPipeline.start({
         display: this.#options.display,
         fps: this.#options.fps,
@@ -205,8 +209,9 @@ export class WavryHost {
       this.#broadcast(pipeline);
       this.#startAudio();
       return pipeline;
-    })().finally(() => this.#pipelineStarting = undefined);
-    return this.#pipelineStarting;
+    });
+    this.#lifecycle = next.catch(() => {});
+    return next;
   }
 
   async #broadcast(pipeline: MediaPipeline): Promise<void> {
@@ -346,17 +351,17 @@ export class WavryHost {
     this.#audioLoop = undefined;
   }
 
-  #stopPipeline(): Promise<void> {
-    // Remembered so that stop() waits for a stop that a leaving client already began.
-    const stopping = (async () => {
-      await this.#previousStop;
+  /** Stops capture once no client is left (or always, with `force`), after queued starts. */
+  #stopPipeline(force = false): Promise<void> {
+    const next = this.#lifecycle.then(async () => {
+      if (!force && this.#clients.size > 0) return; // a client joined while this waited
       await this.#stopAudio();
-      const pipeline = this.#pipeline ?? await this.#pipelineStarting?.catch(() => undefined);
+      const pipeline = this.#pipeline;
       this.#pipeline = undefined;
       await pipeline?.stop();
-    })();
-    this.#previousStop = stopping;
-    return stopping;
+    });
+    this.#lifecycle = next.catch(() => {});
+    return next;
   }
 
   /** Closes every session, stops capture, releases input and the socket. */
@@ -364,7 +369,7 @@ export class WavryHost {
     if (this.#stopped) return;
     this.#stopped = true;
     await Promise.all([...this.#clients].map((c) => c.driver.close()));
-    await this.#stopPipeline();
+    await this.#stopPipeline(true);
     await this.#listener.close();
     this.#injector.close();
   }

@@ -348,3 +348,35 @@ Deno.test("a host whose display goes away tells its clients why and keeps listen
     await cleanup.run();
   }
 });
+
+Deno.test("a client that leaves and another that joins at once: the newcomer always gets a stream", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const xvfb = await startXvfb(W, H);
+    cleanup.defer("Xvfb", () => xvfb.stop());
+    const probe = await XProbe.start(xvfb.display, { pattern: true, fps: FPS });
+    cleanup.defer("xprobe", () => probe.stop());
+    const host = WavryHost.start({
+      listen: { hostname: "127.0.0.1", port: 0 },
+      display: xvfb.display,
+      fps: FPS,
+      bitrateBps: 1_000_000,
+      identity: generateIdentity(),
+    });
+    cleanup.defer("host", () => host.stop());
+    for (let round = 0; round < 3; round++) {
+      const first = await WavryClient.start({ host: host.addr, identity: generateIdentity() });
+      await receives(first, 5, `round ${round}: first client`);
+      // Leave and rejoin at once. Whether the join lands before, during or after the stop of the
+      // old pipeline depends on timing; every order must end with the newcomer streaming.
+      const leaving = first.stop();
+      const next = await WavryClient.start({ host: host.addr, identity: generateIdentity() });
+      await leaving;
+      await receives(next, 10, `round ${round}: the client that joined during the stop`);
+      await next.stop();
+      await waitFor(() => host.clients === 0, "the host to see the client leave");
+    }
+  } finally {
+    await cleanup.run();
+  }
+});
