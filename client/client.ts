@@ -25,7 +25,7 @@ import { StreamMetrics } from "../edge/metrics.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { PlayerServer } from "./player/server.ts";
 import type { PlayerInput } from "./player/protocol.ts";
-import { decodeClockExtension } from "../host/clock_extension.ts";
+import { decodeClockExtension } from "../core/clock_extension.ts";
 
 /** How to start a client. */
 export interface ClientOptions {

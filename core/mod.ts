@@ -13,3 +13,4 @@ export * from "./reliable.ts";
 export * from "./rtt.ts";
 export * from "./session.ts";
 export * from "./stream.ts";
+export * from "./clock_extension.ts";

@@ -18,7 +18,7 @@ import { monotonicMicros } from "../media/clock.ts";
 import { XTestInputInjector } from "../media/linux/input_xtest.ts";
 import { DEFAULT_MONITOR, PulseAudioSource } from "../media/linux/audio_pulse.ts";
 import { OpusEncoder } from "../media/opus.ts";
-import { encodeClockExtension } from "./clock_extension.ts";
+import { encodeClockExtension } from "../core/clock_extension.ts";
 import { InputApplier } from "./input_applier.ts";
 import { MediaPipeline, toEncodedFrame } from "./media_pipeline.ts";
 
