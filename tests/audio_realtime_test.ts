@@ -10,9 +10,9 @@ import { launchChromium, waitFor } from "../client/player/testing.ts";
 import type { PlayerSummaryStats } from "../client/player/protocol.ts";
 import { ToneGenerator } from "../media/audio_analysis.ts";
 import { PulseAudioSink } from "../media/linux/audio_pulse.ts";
-import { startPulse } from "../tests/support/pulse.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
-import { WavryHost } from "./host.ts";
+import { startPulse } from "./support/pulse.ts";
+import { startXvfb } from "./support/xvfb.ts";
+import { WavryHost } from "../host/host.ts";
 
 Deno.test("audio: a 440 Hz tone on the host plays in the page at 440 Hz", async () => {
   const pulse = await startPulse();
