@@ -61,6 +61,7 @@ export class WavryClient {
   #framesReceived = 0;
   #overlayTimer: ReturnType<typeof setInterval> | undefined;
   #lastHostStats = "";
+  #fecSeen = 0;
 
   private constructor(
     driver: SessionDriver,
@@ -258,6 +259,10 @@ export class WavryClient {
   #pushOverlay(): void {
     // Loss on the media direction, as this side sees it: packet numbers that never arrived.
     const stats = this.driver.session.stats;
+    if (stats.fecRecoveries > this.#fecSeen) {
+      this.metrics.fecRecovered(stats.fecRecoveries - this.#fecSeen);
+      this.#fecSeen = stats.fecRecoveries;
+    }
     const expected = stats.packetsReceived + stats.packetsLost;
     this.metrics.transport(
       this.driver.session.rtt.smoothedMs,

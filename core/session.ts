@@ -25,9 +25,11 @@ import {
   type Frame,
   KeyframeReason,
   maxVideoPayload,
+  type VideoFragmentFrame,
 } from "./frames.ts";
 import { type EncodedFrame, fragmentFrame, Reassembler } from "./fragment.ts";
 import { ReliableReceiver, ReliableSender } from "./reliable.ts";
+import { DEFAULT_VIDEO_FEC, FecReceiver, protectFrame, type VideoFecConfig } from "./fec/video.ts";
 import { RttEstimator, type RttSnapshot } from "./rtt.ts";
 import {
   AEAD_TAG_LENGTH,
@@ -85,6 +87,8 @@ export interface SessionConfig {
   minReliableRtoMs: number;
   /** Packet protection (rekeying, replay window, AEAD backend). */
   transport: Partial<TransportConfig>;
+  /** Forward error correction of video frames (off by default: parity ratio 0). */
+  fec: VideoFecConfig;
 }
 
 /** Defaults tuned for interactive streaming. */
@@ -99,6 +103,7 @@ export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   feedbackIntervalMs: 20,
   minReliableRtoMs: 10,
   transport: {},
+  fec: DEFAULT_VIDEO_FEC,
 };
 
 /** Who this session is and whom it accepts. */
@@ -168,6 +173,8 @@ export interface SessionStats {
   packetsReceived: number;
   /** Packets from the peer this side counts as lost: numbers below the largest seen that never arrived. */
   packetsLost: number;
+  /** Video fragments rebuilt from FEC parity (lost on the wire, recovered without retransmission). */
+  fecRecoveries: number;
 }
 
 const CHANNEL_INPUT = 0x12;
@@ -231,6 +238,7 @@ export class Session {
   readonly #controlOut = new ReliableSender();
   readonly #controlIn = new ReliableReceiver();
   readonly #reassembler: Reassembler;
+  readonly #fecReceiver = new FecReceiver();
   readonly #rtt = new RttEstimator();
 
   #lastAuthenticatedAt: number;
@@ -262,6 +270,7 @@ export class Session {
     peerReportedLost: 0,
     packetsReceived: 0,
     packetsLost: 0,
+    fecRecoveries: 0,
   };
 
   private constructor(
@@ -335,6 +344,7 @@ export class Session {
       this.#controlOut.retransmissions;
     this.#stats.packetsReceived = this.#receivedCount;
     this.#stats.packetsLost = Math.max(0, this.#largestReceived + 1 - this.#receivedCount);
+    this.#stats.fecRecoveries = this.#fecReceiver.recovered;
     return structuredClone(this.#stats);
   }
 
@@ -579,15 +589,12 @@ export class Session {
 
   #onFrame(frame: Frame, now: number): void {
     switch (frame.type) {
-      case "video": {
-        const complete = this.#reassembler.push(frame, now);
-        if (complete !== undefined) {
-          this.#stats.framesCompleted++;
-          this.#lastCompleteFrameId = complete.frameId;
-          this.#events.push({ type: "video-frame", frame: complete });
+      case "video":
+        this.#onVideoFragment(frame, now);
+        for (const rebuilt of this.#fecReceiver.onFragment(frame)) {
+          this.#onVideoFragment(rebuilt, now);
         }
         break;
-      }
       case "audio":
         this.#events.push({
           type: "audio",
@@ -653,9 +660,21 @@ export class Session {
         this.#finish(frame.code, frame.reason, true);
         break;
       case "fec":
-      case "padding":
-        // FEC recovery lands with the transport work; parity is accepted and ignored until then.
+        for (const rebuilt of this.#fecReceiver.onParity(frame)) {
+          this.#onVideoFragment(rebuilt, now);
+        }
         break;
+      case "padding":
+        break;
+    }
+  }
+
+  #onVideoFragment(fragment: VideoFragmentFrame, now: number): void {
+    const complete = this.#reassembler.push(fragment, now);
+    if (complete !== undefined) {
+      this.#stats.framesCompleted++;
+      this.#lastCompleteFrameId = complete.frameId;
+      this.#events.push({ type: "video-frame", frame: complete });
     }
   }
 
@@ -682,9 +701,10 @@ export class Session {
   /** Queues an encoded video frame; it is split into fragments that each fit a datagram. */
   sendVideoFrame(frame: EncodedFrame): void {
     if (this.#state !== "established") return;
-    for (const fragment of fragmentFrame(frame, this.maxVideoPayload)) {
-      this.#videoFrames.push(fragment);
-    }
+    const fragments = fragmentFrame(frame, this.maxVideoPayload);
+    for (const fragment of fragments) this.#videoFrames.push(fragment);
+    // Parity follows its frame's fragments, so a loss is repaired before the frame's deadline.
+    for (const parity of protectFrame(fragments, this.#config.fec)) this.#videoFrames.push(parity);
   }
 
   /** Queues one audio packet (unreliable: late audio is useless). */

@@ -335,3 +335,29 @@ Deno.test("stats count packets this side received and lost", () => {
   assert.ok(stats.packetsLost >= 19 && stats.packetsLost <= 22, `lost ${stats.packetsLost}`);
   assert.ok(stats.packetsReceived >= 80, `received ${stats.packetsReceived}`);
 });
+
+Deno.test("FEC: a lost fragment is rebuilt from parity, without a deadline or a keyframe request", () => {
+  let dropped = 0;
+  const pair = sessionPair({
+    seed: 12,
+    link: CLEAN,
+    config: { fec: { parityRatio: 0.1, scheme: 1, maxGroup: 64 } },
+    middlebox: {
+      // Drop two full video datagrams of the first frame.
+      intercept: (d, direction, now) =>
+        direction === "a->b" && now >= 100 && d.length === 1200 && dropped < 2 && ++dropped > 0
+          ? { forward: [] }
+          : { forward: [d] },
+    },
+  });
+  pair.net.runUntil(100);
+  const data = new Rng(5).bytes(30 * 1148 - 17);
+  pair.initiator.session.sendVideoFrame({ frameId: 9, captureTimeUs: 77, keyframe: false, data });
+  pair.net.runUntil(1_000);
+  assert.equal(dropped, 2);
+  const [got] = pair.responder.eventsOf("video-frame");
+  assert.deepEqual(got.frame.data, data);
+  assert.equal(pair.responder.eventsOf("video-frame-lost").length, 0);
+  assert.equal(pair.initiator.eventsOf("keyframe-request").length, 0);
+  assert.equal(pair.responder.session.stats.fecRecoveries, 2);
+});

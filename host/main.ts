@@ -3,7 +3,7 @@
  *
  *   ./wavry host [--listen 0.0.0.0:7700] [--display :0] [--fps 60] [--bitrate 8]
  *                [--identity ~/.config/wavry/host.key] [--allow CLIENT_KEY ...] [--metrics-port 9700]
- *                [--no-audio] [--audio-source PULSE_SOURCE]
+ *                [--no-audio] [--audio-source PULSE_SOURCE] [--fec PARITY_RATIO]
  *
  * @module
  */
@@ -15,6 +15,7 @@ import {
 } from "../crypto/identity.ts";
 import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
 import { WavryHost } from "./host.ts";
+import { DEFAULT_VIDEO_FEC } from "../core/fec/video.ts";
 import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
 
 const { values } = parseArgs({
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     allow: { type: "string", multiple: true },
     "metrics-port": { type: "string", default: "9700" },
     "no-audio": { type: "boolean", default: false },
+    fec: { type: "string", default: "0" },
     "audio-source": { type: "string" },
   },
 });
@@ -59,6 +61,8 @@ const host = WavryHost.start({
     ? undefined
     : (peer) => allowed.includes(encodeIdentityPublicKey(peer)),
   audio: values["no-audio"] ? undefined : { source: values["audio-source"] },
+  // Reed-Solomon parity per video frame; 0.1 = one parity packet per ten (issue 5 makes it adaptive).
+  sessionConfig: { fec: { ...DEFAULT_VIDEO_FEC, parityRatio: Number(values.fec) } },
   log: (line) => console.error(`wavry host: ${line}`),
 });
 const metricsServer = Deno.serve(

@@ -81,3 +81,5 @@ export const xorCodec: FecCodec = {
 export function codecFor(scheme: FecScheme): FecCodec {
   return scheme === FecScheme.Xor ? xorCodec : reedSolomonCodec;
 }
+
+export { DEFAULT_VIDEO_FEC, FecReceiver, protectFrame, type VideoFecConfig } from "./video.ts";

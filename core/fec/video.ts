@@ -1,0 +1,188 @@
+/**
+ * FEC for video frames: parity over each frame's fragments on the sending
+ * side, and recovery of lost fragments on the receiving side, without
+ * retransmission.
+ *
+ * A protected shard is the fragment's payload behind its length (u16,
+ * big-endian), zero-padded to the longest shard of the group, so a rebuilt
+ * fragment knows its true length. A frame's fragments are protected in groups
+ * of at most `maxGroup` consecutive fragments; `group_first_index` in each
+ * FEC_PARITY frame says which (docs/FEC.md).
+ *
+ * @module
+ */
+import { type FecParityFrame, FecScheme, type VideoFragmentFrame } from "../frames.ts";
+import { codecFor } from "./mod.ts";
+
+/** How the sender protects video. */
+export interface VideoFecConfig {
+  /** Parity shards per data shard (0 = no FEC). */
+  parityRatio: number;
+  /** Reed-Solomon (any k of k + m rebuild) or XOR (one parity per group). */
+  scheme: FecScheme;
+  /** Most fragments per FEC group. */
+  maxGroup: number;
+}
+
+/** No FEC until the congestion controller turns it on. */
+export const DEFAULT_VIDEO_FEC: VideoFecConfig = {
+  parityRatio: 0,
+  scheme: FecScheme.ReedSolomon,
+  maxGroup: 64,
+};
+
+const LENGTH_PREFIX = 2;
+
+function shardOf(data: Uint8Array): Uint8Array {
+  const shard = new Uint8Array(LENGTH_PREFIX + data.length);
+  shard[0] = data.length >>> 8;
+  shard[1] = data.length & 0xff;
+  shard.set(data, LENGTH_PREFIX);
+  return shard;
+}
+
+/** FEC_PARITY frames protecting `fragments` (all of one video frame, in index order). */
+export function protectFrame(
+  fragments: readonly VideoFragmentFrame[],
+  config: VideoFecConfig,
+): FecParityFrame[] {
+  if (!(config.parityRatio > 0) || fragments.length === 0) return [];
+  const codec = codecFor(config.scheme);
+  const out: FecParityFrame[] = [];
+  const groupSize = config.scheme === FecScheme.Xor
+    ? Math.max(1, Math.min(config.maxGroup, Math.round(1 / config.parityRatio)))
+    : config.maxGroup;
+  for (let first = 0; first < fragments.length; first += groupSize) {
+    const group = fragments.slice(first, first + groupSize);
+    const k = group.length;
+    const m = Math.min(codec.maxParity(k), Math.max(1, Math.ceil(k * config.parityRatio)));
+    const shards = group.map((f) => shardOf(f.data));
+    const parity = codec.encodeParity(shards, m);
+    parity.forEach((data, parityIndex) => {
+      out.push({
+        type: "fec",
+        scheme: config.scheme,
+        frameId: group[0].frameId,
+        groupFirstIndex: first,
+        dataCount: k,
+        parityIndex,
+        parityCount: m,
+        protectedLength: data.length,
+        data,
+      });
+    });
+  }
+  return out;
+}
+
+interface FrameState {
+  meta: { fragmentCount: number; captureTimeUs: number; keyframe: boolean } | undefined;
+  fragments: Map<number, Uint8Array>;
+  /** Parity by group first index, then by parity index. */
+  groups: Map<number, { k: number; m: number; scheme: FecScheme; parity: Map<number, Uint8Array> }>;
+}
+
+/** Rebuilds lost fragments from FEC_PARITY frames; remembers the last `maxFrames` frames. */
+export class FecReceiver {
+  readonly #frames = new Map<number, FrameState>();
+  readonly #maxFrames: number;
+  #recovered = 0;
+
+  /** @param maxFrames frames whose fragments and parity are kept for recovery */
+  constructor(maxFrames = 64) {
+    this.#maxFrames = maxFrames;
+  }
+
+  /** Fragments rebuilt so far. */
+  get recovered(): number {
+    return this.#recovered;
+  }
+
+  /** Notes a received fragment; returns fragments it made recoverable (usually none). */
+  onFragment(fragment: VideoFragmentFrame): VideoFragmentFrame[] {
+    const state = this.#state(fragment.frameId);
+    state.meta ??= {
+      fragmentCount: fragment.fragmentCount,
+      captureTimeUs: fragment.captureTimeUs,
+      keyframe: fragment.keyframe,
+    };
+    if (state.fragments.has(fragment.fragmentIndex)) return [];
+    state.fragments.set(fragment.fragmentIndex, fragment.data);
+    if (state.groups.size === 0) return [];
+    return this.#recover(fragment.frameId, state);
+  }
+
+  /** Notes a parity frame; returns the fragments it rebuilt. */
+  onParity(parity: FecParityFrame): VideoFragmentFrame[] {
+    const state = this.#state(parity.frameId);
+    let group = state.groups.get(parity.groupFirstIndex);
+    if (group === undefined) {
+      group = {
+        k: parity.dataCount,
+        m: parity.parityCount,
+        scheme: parity.scheme,
+        parity: new Map(),
+      };
+      state.groups.set(parity.groupFirstIndex, group);
+    }
+    // A parity frame that disagrees with its group's shape is ignored (it cannot help).
+    if (group.k !== parity.dataCount || group.m !== parity.parityCount) return [];
+    if (parity.parityIndex >= group.m || group.parity.has(parity.parityIndex)) return [];
+    group.parity.set(parity.parityIndex, parity.data);
+    return this.#recover(parity.frameId, state);
+  }
+
+  #state(frameId: number): FrameState {
+    let state = this.#frames.get(frameId);
+    if (state === undefined) {
+      state = { meta: undefined, fragments: new Map(), groups: new Map() };
+      this.#frames.set(frameId, state);
+      if (this.#frames.size > this.#maxFrames) {
+        this.#frames.delete(this.#frames.keys().next().value!);
+      }
+    }
+    return state;
+  }
+
+  #recover(frameId: number, state: FrameState): VideoFragmentFrame[] {
+    const meta = state.meta;
+    if (meta === undefined) return []; // nothing tells us the frame's shape yet
+    const rebuilt: VideoFragmentFrame[] = [];
+    for (const [first, group] of state.groups) {
+      const missing: number[] = [];
+      for (let i = first; i < first + group.k; i++) if (!state.fragments.has(i)) missing.push(i);
+      if (missing.length === 0 || missing.length > group.parity.size) continue;
+      const shards: (Uint8Array | undefined)[] = [];
+      for (let i = first; i < first + group.k; i++) {
+        const data = state.fragments.get(i);
+        shards.push(data === undefined ? undefined : shardOf(data));
+      }
+      for (let p = 0; p < group.m; p++) shards.push(group.parity.get(p));
+      let data: Uint8Array[] | undefined;
+      try {
+        data = codecFor(group.scheme).reconstruct(shards, group.k);
+      } catch {
+        continue; // inconsistent lengths from a confused sender: nothing to rebuild
+      }
+      if (data === undefined) continue;
+      for (const index of missing) {
+        const shard = data[index - first];
+        const length = (shard[0] << 8) | shard[1];
+        if (LENGTH_PREFIX + length > shard.length || index >= meta.fragmentCount) continue;
+        const payload = shard.slice(LENGTH_PREFIX, LENGTH_PREFIX + length);
+        state.fragments.set(index, payload);
+        rebuilt.push({
+          type: "video",
+          frameId,
+          fragmentIndex: index,
+          fragmentCount: meta.fragmentCount,
+          captureTimeUs: meta.captureTimeUs,
+          keyframe: meta.keyframe,
+          data: payload,
+        });
+      }
+    }
+    this.#recovered += rebuilt.length;
+    return rebuilt;
+  }
+}
