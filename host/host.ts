@@ -197,6 +197,8 @@ export class WavryHost {
   #ensurePipeline(): Promise<MediaPipeline> {
     const next = this.#lifecycle.then(async () => {
       if (this.#pipeline !== undefined) return this.#pipeline;
+      // A client accepted just before stop() must not start capture after stop() stopped it.
+      if (this.#stopped) throw new Error("the host is stopping");
       const pipeline = await MediaPipeline.start({
         display: this.#options.display,
         fps: this.#options.fps,
