@@ -13,13 +13,11 @@ import { WavryClient } from "../client/client.ts";
 import type { PlayerPaintReport, PlayerSummaryStats } from "../client/player/protocol.ts";
 import { launchChromium, waitFor } from "../client/player/testing.ts";
 import { WavryHost } from "../host/host.ts";
-import type { MediaPipeline } from "../host/media_pipeline.ts";
 import {
   browserPids,
   childrenOnDisplay,
   Cleanup,
   ProcessTracker,
-  stopHostFully,
   xServerPid,
 } from "./support/leftovers.ts";
 import { colourDistance, patches, type Rgb } from "./support/scene.ts";
@@ -120,8 +118,7 @@ Deno.test("end to end: 720p60 for 10 s in headless Chromium — frames, pixels, 
       identity: hostIdentity,
       log: (line) => hostLog.push(line),
     });
-    const pipelines: (MediaPipeline | undefined)[] = [];
-    cleanup.defer("host", () => stopHostFully(host, pipelines));
+    cleanup.defer("host", () => host.stop());
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
@@ -155,7 +152,6 @@ Deno.test("end to end: 720p60 for 10 s in headless Chromium — frames, pixels, 
     // pipeline (one frame, one id), so the frames sent since the first paint are ids
     // (first.frameId, host.framesSent - 1].
     const first = paints[0];
-    pipelines.push(host.pipeline);
     const started = performance.now();
     const samples: Awaited<ReturnType<typeof sampleCanvas>>[] = [];
     while (performance.now() - started < RUN_MS) {

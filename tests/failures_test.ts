@@ -11,13 +11,11 @@ import { encodeIdentityPublicKey, generateIdentity } from "../crypto/identity.ts
 import { WavryClient } from "../client/client.ts";
 import { launchChromium, waitFor } from "../client/player/testing.ts";
 import { WavryHost } from "../host/host.ts";
-import type { MediaPipeline } from "../host/media_pipeline.ts";
 import {
   browserPids,
   childrenOnDisplay,
   Cleanup,
   ProcessTracker,
-  stopHostFully,
   xServerPid,
 } from "./support/leftovers.ts";
 import { Subprocess } from "./support/subprocess.ts";
@@ -66,8 +64,7 @@ Deno.test("a client with an identity the host does not accept is refused, and th
       acceptClient: (peer) => sameKey(peer, good.publicKey),
       log: (line) => hostLog.push(line),
     });
-    const pipelines: (MediaPipeline | undefined)[] = [];
-    cleanup.defer("host", () => stopHostFully(host, pipelines));
+    cleanup.defer("host", () => host.stop());
     const where = `127.0.0.1:${host.addr.port}`;
 
     const started = performance.now();
@@ -95,7 +92,6 @@ Deno.test("a client with an identity the host does not accept is refused, and th
     cleanup.defer("client", () => client.stop());
     await receives(client, 10, "for the accepted client");
     assert.equal(host.clients, 1);
-    pipelines.push(host.pipeline);
   } finally {
     await cleanup.run();
   }
@@ -144,8 +140,7 @@ Deno.test("a client that disappears mid-stream is closed after the idle timeout;
       sessionConfig: { idleTimeoutMs: IDLE_MS },
       log: (line) => hostLog.push(line),
     });
-    const pipelines: (MediaPipeline | undefined)[] = [];
-    cleanup.defer("host", () => stopHostFully(host, pipelines));
+    cleanup.defer("host", () => host.stop());
 
     // The client program in its own process, killed without a chance to send CLOSE.
     const dir = await Deno.makeTempDir({ prefix: "wavry-failures-" });
@@ -168,7 +163,6 @@ Deno.test("a client that disappears mid-stream is closed after the idle timeout;
     assert.equal(host.clients, 1);
     const firstPipeline = host.pipeline;
     assert.ok(firstPipeline, "no pipeline while streaming");
-    pipelines.push(firstPipeline);
 
     child.kill("SIGKILL");
     const killedAt = performance.now();
@@ -199,7 +193,6 @@ Deno.test("a client that disappears mid-stream is closed after the idle timeout;
     cleanup.defer("client", () => client.stop());
     await receives(client, 10, "for the next client");
     assert.notEqual(host.pipeline, firstPipeline);
-    pipelines.push(host.pipeline);
     assert.equal(hostLog.filter((l) => l.startsWith("streaming ")).length, 2, hostLog.join(" | "));
     console.log(
       `vanished client closed ${
@@ -227,8 +220,7 @@ Deno.test("a page that reloads decodes again without restarting host or client",
       identity: hostIdentity,
       log: (line) => hostLog.push(line),
     });
-    const pipelines: (MediaPipeline | undefined)[] = [];
-    cleanup.defer("host", () => stopHostFully(host, pipelines));
+    cleanup.defer("host", () => host.stop());
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
@@ -248,7 +240,6 @@ Deno.test("a page that reloads decodes again without restarting host or client",
     await page.goto(client.player.url);
     await waitFor(() => (painted.get(1) ?? 0) >= 20, "20 frames painted by the page", 20_000);
     const pipeline = host.pipeline;
-    pipelines.push(pipeline);
 
     await page.reload();
     await waitFor(

@@ -178,28 +178,3 @@ export class Cleanup {
     if (errors.length > 0) throw new Error(`cleanup failed: ${errors.join("; ")}`);
   }
 }
-
-/** What {@linkcode stopHostFully} needs of a host (WavryHost). */
-export interface StoppableHost {
-  readonly pipeline: { stop(): Promise<void> } | undefined;
-  stop(): Promise<void>;
-}
-
-/**
- * Stops `host` and waits for every media pipeline it ran to have stopped
- * (`pipelines`: the ones the test saw, plus the current one).
- *
- * `WavryHost.stop()` alone may return while a pipeline still runs: when the
- * last client's session ends first, the host clears `pipeline` and stops it in
- * the background, and `stop()` then finds none to wait for. A display stopped
- * right after would fail that pipeline's capture as an uncaught error.
- * `MediaPipeline.stop()` is idempotent, so awaiting it waits for that stop.
- */
-export async function stopHostFully(
-  host: StoppableHost,
-  pipelines: readonly ({ stop(): Promise<void> } | undefined)[],
-): Promise<void> {
-  const all = new Set([...pipelines, host.pipeline]);
-  await host.stop();
-  await Promise.all([...all].map((p) => p?.stop()));
-}
