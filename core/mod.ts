@@ -12,5 +12,6 @@ export * from "./fragment.ts";
 export * from "./reliable.ts";
 export * from "./rtt.ts";
 export * from "./session.ts";
+export * from "./media_lane.ts";
 export * from "./stream.ts";
 export * from "./clock_extension.ts";

@@ -16,7 +16,12 @@
 
 import { type HandshakeError, RiftHandshake } from "../crypto/handshake.ts";
 import type { IdentityKeyPair } from "../crypto/identity.ts";
-import { PacketProtector, type TransportConfig } from "../crypto/transport.ts";
+import {
+  deriveLaneKeys,
+  MEDIA_LANE_LABEL,
+  PacketProtector,
+  type TransportConfig,
+} from "../crypto/transport.ts";
 import {
   CloseCode,
   decodeFrames,
@@ -25,11 +30,16 @@ import {
   type Frame,
   KeyframeReason,
   maxVideoPayload,
-  type VideoFragmentFrame,
 } from "./frames.ts";
-import { type EncodedFrame, fragmentFrame, Reassembler } from "./fragment.ts";
+import type { EncodedFrame } from "./fragment.ts";
 import { ReliableReceiver, ReliableSender } from "./reliable.ts";
-import { DEFAULT_VIDEO_FEC, FecReceiver, protectFrame, type VideoFecConfig } from "./fec/video.ts";
+import { DEFAULT_VIDEO_FEC, type VideoFecConfig } from "./fec/video.ts";
+import {
+  type MediaArrival,
+  type MediaLaneState,
+  MediaReceiver,
+  MediaSender,
+} from "./media_lane.ts";
 import { RttEstimator, type RttSnapshot } from "./rtt.ts";
 import {
   AEAD_TAG_LENGTH,
@@ -38,6 +48,7 @@ import {
   DEFAULT_MAX_DATAGRAM,
   encodeHandshakePacket,
   encodeHeader,
+  FLAG_MEDIA_LANE,
   HEADER_LENGTH,
   keyPhaseOf,
   negotiateVersion,
@@ -63,6 +74,8 @@ export type DropKind =
   | "HandshakeRejected"
   | "ForgedVersionNegotiation"
   | "AmplificationLimit"
+  | "WrongLane"
+  | "UnexpectedFrame"
   | "Closed";
 
 /** Timers and limits of a session; every value in milliseconds unless named otherwise. */
@@ -125,11 +138,11 @@ export interface SessionOptions {
 /** Lifecycle of a session. */
 export type SessionState = "handshaking" | "established" | "closed";
 
-/** Received per-packet timing, as the peer reported it in FEEDBACK frames. */
+/** Received per-packet timing of media-lane packets, as the peer reported it in FEEDBACK frames. */
 export interface FeedbackReport {
-  /** Packets the peer counts as lost so far. */
+  /** Media packets the peer counts as lost so far. */
   readonly lostTotal: number;
-  /** Packet number and peer-clock receive time (µs) of each packet reported. */
+  /** Media-lane packet number and peer-clock receive time (µs) of each packet reported. */
   readonly arrivals: ReadonlyArray<
     { packetNumber: number; receiveTimeUs: number }
   >;
@@ -229,28 +242,31 @@ export class Session {
 
   readonly #handshakeOut: Uint8Array[] = [];
   readonly #controlFrames: Frame[] = [];
-  readonly #audioFrames: Frame[] = [];
-  readonly #videoFrames: Frame[] = [];
   readonly #events: SessionEvent[] = [];
+
+  // The media lane: inside the session until an edge detaches it to run in its own threads.
+  #mediaSender: MediaSender | undefined;
+  #mediaReceiver: MediaReceiver | undefined;
+  #mediaState: MediaLaneState | undefined;
+  #mediaDetached = false;
+  #lastCompleteFrameId = 0;
 
   readonly #inputOut = new ReliableSender();
   readonly #inputIn = new ReliableReceiver();
   readonly #controlOut = new ReliableSender();
   readonly #controlIn = new ReliableReceiver();
-  readonly #reassembler: Reassembler;
-  readonly #fecReceiver = new FecReceiver();
   readonly #rtt = new RttEstimator();
 
   #lastAuthenticatedAt: number;
   #nextPingAt: number | undefined;
   #nextPingId = 1;
   readonly #pingsInFlight = new Map<number, number>();
-  #lastCompleteFrameId = 0;
 
-  // Receive-time feedback for delay-based congestion control.
-  #arrivals: { packetNumber: number; receiveTimeUs: number }[] = [];
-  #arrivalsNeedReport = false;
+  // Receive-time feedback of media packets, for delay-based congestion control.
+  #arrivals: MediaArrival[] = [];
+  #mediaLostTotal = 0;
   #feedbackDueAt: number | undefined;
+  // Session-lane packet accounting (the media lane counts its own).
   #largestReceived = -1;
   #receivedCount = 0;
 
@@ -286,9 +302,6 @@ export class Session {
     this.#startedAt = now;
     this.#lastAuthenticatedAt = now;
     this.#plaintext = new Uint8Array(this.#config.maxDatagram);
-    this.#reassembler = new Reassembler({
-      deadlineMs: this.#config.frameDeadlineMs,
-    });
   }
 
   /** Starts a connection as the initiator: the first datagram is ready at once. */
@@ -342,9 +355,13 @@ export class Session {
   get stats(): SessionStats {
     this.#stats.reliableRetransmissions = this.#inputOut.retransmissions +
       this.#controlOut.retransmissions;
-    this.#stats.packetsReceived = this.#receivedCount;
-    this.#stats.packetsLost = Math.max(0, this.#largestReceived + 1 - this.#receivedCount);
-    this.#stats.fecRecoveries = this.#fecReceiver.recovered;
+    const media = this.#mediaReceiver?.stats;
+    this.#stats.packetsReceived = this.#receivedCount + (media?.packetsReceived ?? 0);
+    this.#stats.packetsLost = Math.max(0, this.#largestReceived + 1 - this.#receivedCount) +
+      (media?.packetsLost ?? 0);
+    this.#stats.fecRecoveries = media?.fecRecoveries ?? 0;
+    this.#stats.framesCompleted = media?.framesCompleted ?? 0;
+    this.#stats.framesLost = media?.framesLost ?? 0;
     return structuredClone(this.#stats);
   }
 
@@ -541,11 +558,19 @@ export class Session {
 
   #establish(now: number): void {
     const handshake = this.#handshake!;
-    this.#protector = new PacketProtector(
-      handshake.transportKeys(),
-      now,
-      this.#config.transport,
-    );
+    const keys = handshake.transportKeys();
+    this.#protector = new PacketProtector(keys, now, this.#config.transport);
+    this.#mediaState = {
+      keys: deriveLaneKeys(keys, MEDIA_LANE_LABEL),
+      peerConnectionId: this.#peerId,
+      localConnectionId: this.#localId,
+      maxDatagram: this.#config.maxDatagram,
+      frameDeadlineMs: this.#config.frameDeadlineMs,
+      fec: this.#config.fec,
+      transport: this.#config.transport,
+    };
+    this.#mediaSender = new MediaSender(this.#mediaState, now);
+    this.#mediaReceiver = new MediaReceiver(this.#mediaState, now);
     this.#peerIdentity = handshake.peerIdentity;
     this.#state = "established";
     this.#lastAuthenticatedAt = now;
@@ -564,6 +589,7 @@ export class Session {
     if (header.connectionId !== this.#localId) return "WrongConnection";
     const protector = this.#protector;
     if (protector === undefined) return "UnexpectedPacket";
+    if ((header.flags & FLAG_MEDIA_LANE) !== 0) return this.#onMediaDatagram(datagram, now);
     const opened = protector.open(
       headerBytes,
       header.packetNumber,
@@ -575,34 +601,50 @@ export class Session {
     const frames = decodeFrames(opened.plaintext);
     // Parse before committing: a packet we cannot read leaves the replay window untouched.
     if (!frames.ok) return frames.error.kind;
+    // Media frames travel on the media lane only.
+    for (const f of frames.value) {
+      if (f.type === "video" || f.type === "fec" || f.type === "audio") return "UnexpectedFrame";
+    }
     opened.commit();
 
+    this.#onAuthenticated(now);
+    this.#receivedCount++;
+    this.#largestReceived = Math.max(this.#largestReceived, header.packetNumber);
+    for (const frame of frames.value) this.#onFrame(frame, now);
+    return undefined;
+  }
+
+  #onAuthenticated(now: number): void {
     this.#lastAuthenticatedAt = now;
     if (!this.#confirmed) {
       this.#confirmed = true;
       this.#stopFlight();
     }
-    this.#recordArrival(header.packetNumber, now, frames.value);
-    for (const frame of frames.value) this.#onFrame(frame, now);
+  }
+
+  #onMediaDatagram(datagram: Uint8Array, now: number): DropKind | undefined {
+    const receiver = this.#mediaReceiver;
+    if (receiver === undefined) return "WrongLane";
+    const drop = receiver.handleDatagram(datagram, now);
+    if (drop !== undefined) return drop;
+    this.#onAuthenticated(now);
+    this.#drainMedia(receiver, now);
     return undefined;
+  }
+
+  /** Moves the media receiver's events and arrivals into the session. */
+  #drainMedia(receiver: MediaReceiver, now: number): void {
+    for (let event; (event = receiver.pollEvent()) !== undefined;) {
+      this.#events.push(event);
+      if (event.type === "video-frame") this.#lastCompleteFrameId = event.frame.frameId;
+      // Ask at once: waiting for the next loss signal would freeze the picture longer.
+      if (event.type === "video-frame-lost") this.requestKeyframe(KeyframeReason.Loss);
+    }
+    this.reportMediaArrivals(receiver.takeArrivals(), receiver.lostTotal, now);
   }
 
   #onFrame(frame: Frame, now: number): void {
     switch (frame.type) {
-      case "video":
-        this.#onVideoFragment(frame, now);
-        for (const rebuilt of this.#fecReceiver.onFragment(frame)) {
-          this.#onVideoFragment(rebuilt, now);
-        }
-        break;
-      case "audio":
-        this.#events.push({
-          type: "audio",
-          sequence: frame.sequence,
-          captureTimeUs: frame.captureTimeUs,
-          data: frame.data.slice(),
-        });
-        break;
       case "input":
         this.#inputIn.receive(frame);
         for (let data; (data = this.#inputIn.pollDelivered()) !== undefined;) {
@@ -659,63 +701,72 @@ export class Session {
       case "close":
         this.#finish(frame.code, frame.reason, true);
         break;
-      case "fec":
-        for (const rebuilt of this.#fecReceiver.onParity(frame)) {
-          this.#onVideoFragment(rebuilt, now);
-        }
-        break;
       case "padding":
+      case "video":
+      case "audio":
+      case "fec":
+        // Media frames were refused before commit; padding carries nothing.
         break;
-    }
-  }
-
-  #onVideoFragment(fragment: VideoFragmentFrame, now: number): void {
-    const complete = this.#reassembler.push(fragment, now);
-    if (complete !== undefined) {
-      this.#stats.framesCompleted++;
-      this.#lastCompleteFrameId = complete.frameId;
-      this.#events.push({ type: "video-frame", frame: complete });
-    }
-  }
-
-  #recordArrival(
-    packetNumber: number,
-    now: number,
-    frames: readonly Frame[],
-  ): void {
-    this.#receivedCount++;
-    this.#largestReceived = Math.max(this.#largestReceived, packetNumber);
-    this.#arrivals.push({ packetNumber, receiveTimeUs: toMicros(now) });
-    // Only packets that carry more than feedback and acks ask for a report, or two idle peers
-    // would report each other's reports forever.
-    if (
-      frames.some((f) => f.type !== "ack" && f.type !== "feedback" && f.type !== "padding")
-    ) {
-      this.#arrivalsNeedReport = true;
-      this.#feedbackDueAt ??= now + this.#config.feedbackIntervalMs;
     }
   }
 
   // ---------------------------------------------------------------- sending API
 
-  /** Queues an encoded video frame; it is split into fragments that each fit a datagram. */
+  /**
+   * Queues an encoded video frame on the media lane; it is split into
+   * fragments that each fit a datagram, followed by its FEC parity.
+   *
+   * @throws {Error} once the media lane is detached (its sender lives elsewhere).
+   */
   sendVideoFrame(frame: EncodedFrame): void {
     if (this.#state !== "established") return;
-    const fragments = fragmentFrame(frame, this.maxVideoPayload);
-    for (const fragment of fragments) this.#videoFrames.push(fragment);
-    // Parity follows its frame's fragments, so a loss is repaired before the frame's deadline.
-    for (const parity of protectFrame(fragments, this.#config.fec)) this.#videoFrames.push(parity);
+    this.#attachedSender().sendVideoFrame(frame);
   }
 
-  /** Queues one audio packet (unreliable: late audio is useless). */
+  /**
+   * Queues one audio packet on the media lane (unreliable: late audio is useless).
+   *
+   * @throws {Error} once the media lane is detached.
+   */
   sendAudio(sequence: number, captureTimeUs: number, data: Uint8Array): void {
     if (this.#state !== "established") return;
-    this.#audioFrames.push({
-      type: "audio",
-      sequence,
-      captureTimeUs,
-      data: data.slice(),
-    });
+    this.#attachedSender().sendAudio(sequence, captureTimeUs, data);
+  }
+
+  #attachedSender(): MediaSender {
+    if (this.#mediaDetached) throw new Error("the media lane is detached from this session");
+    return this.#mediaSender!;
+  }
+
+  /**
+   * Hands the media lane to the edges: returns the state from which a
+   * {@linkcode MediaSender} and a {@linkcode MediaReceiver} are rebuilt in
+   * other threads. From then on this session neither sends media nor accepts
+   * media-lane datagrams (`WrongLane`); the receiving thread reports arrivals
+   * through {@linkcode reportMediaArrivals} and losses through
+   * {@linkcode requestKeyframe}. Established sessions only.
+   *
+   * @throws {Error} before the handshake completed or when already detached.
+   */
+  detachMedia(): MediaLaneState {
+    if (this.#mediaState === undefined) throw new Error("detachMedia() before establishment");
+    if (this.#mediaDetached) throw new Error("the media lane is already detached");
+    this.#mediaDetached = true;
+    this.#mediaSender = undefined;
+    this.#mediaReceiver = undefined;
+    return structuredClone(this.#mediaState);
+  }
+
+  /**
+   * Queues receive times of media packets for the next FEEDBACK frames (sent
+   * at most every `feedbackIntervalMs`). Called by the session itself while
+   * the media lane is attached, and by the edge once it is detached.
+   */
+  reportMediaArrivals(arrivals: readonly MediaArrival[], lostTotal: number, now: number): void {
+    if (this.#state !== "established" || arrivals.length === 0) return;
+    for (const a of arrivals) this.#arrivals.push(a);
+    this.#mediaLostTotal = lostTotal;
+    this.#feedbackDueAt ??= now + this.#config.feedbackIntervalMs;
   }
 
   /** Queues an input event on the reliable input channel, which goes out ahead of everything else. */
@@ -730,14 +781,17 @@ export class Session {
       this.#controlOut.enqueue(data);
   }
 
-  /** Asks the peer for a keyframe (after a loss the decoder cannot conceal). */
-  requestKeyframe(reason: KeyframeReason = KeyframeReason.Loss): void {
+  /**
+   * Asks the peer for a keyframe (after a loss the decoder cannot conceal).
+   * `lastCompleteFrameId` defaults to the last frame this session reassembled;
+   * an edge running the media receiver elsewhere passes its own.
+   */
+  requestKeyframe(
+    reason: KeyframeReason = KeyframeReason.Loss,
+    lastCompleteFrameId: number = this.#lastCompleteFrameId,
+  ): void {
     if (this.#state !== "established") return;
-    this.#controlFrames.push({
-      type: "keyframe-request",
-      lastCompleteFrameId: this.#lastCompleteFrameId,
-      reason,
-    });
+    this.#controlFrames.push({ type: "keyframe-request", lastCompleteFrameId, reason });
   }
 
   /** Closes the session, telling the peer when keys exist. */
@@ -776,7 +830,12 @@ export class Session {
 
     const budget = this.#config.maxDatagram - HEADER_LENGTH - AEAD_TAG_LENGTH;
     const frames = this.#collectFrames(budget, now);
-    if (frames.length === 0) return undefined;
+    if (frames.length === 0) {
+      // The session lane (input, acks, control) always goes first; media fills the rest.
+      if (this.#state !== "established") return undefined;
+      const media = this.#mediaSender?.pollTransmit(now);
+      return media === undefined ? undefined : this.#count(media);
+    }
     if (frames.some((f) => f.type === "close")) this.#closeFrameQueued = false;
 
     const sealed = protector.seal(
@@ -836,12 +895,6 @@ export class Session {
       this.#controlFrames.shift();
     }
     this.#takeReliable(this.#controlOut, "control", take, now, rto);
-    while (this.#audioFrames.length > 0 && take(this.#audioFrames[0])) {
-      this.#audioFrames.shift();
-    }
-    while (this.#videoFrames.length > 0 && take(this.#videoFrames[0])) {
-      this.#videoFrames.shift();
-    }
     return frames;
   }
 
@@ -880,8 +933,8 @@ export class Session {
         this.#lastAuthenticatedAt + this.#config.idleTimeoutMs,
         this.#inputOut.nextTimeout(rto),
         this.#controlOut.nextTimeout(rto),
-        this.#reassembler.nextDeadline(),
-        this.#arrivalsNeedReport ? this.#feedbackDueAt : undefined,
+        this.#mediaReceiver?.pollTimeout(),
+        this.#feedbackDueAt,
       );
     }
     let earliest: number | undefined;
@@ -925,16 +978,12 @@ export class Session {
     if (this.#nextPingAt !== undefined && now >= this.#nextPingAt) {
       this.#queuePing(now);
     }
-    for (const frameId of this.#reassembler.expire(now)) {
-      this.#stats.framesLost++;
-      this.#events.push({ type: "video-frame-lost", frameId });
-      // Ask at once: waiting for the next loss signal would freeze the picture longer.
-      this.requestKeyframe(KeyframeReason.Loss);
+    const receiver = this.#mediaReceiver;
+    if (receiver !== undefined) {
+      receiver.handleTimeout(now);
+      this.#drainMedia(receiver, now);
     }
-    if (
-      this.#arrivalsNeedReport && this.#feedbackDueAt !== undefined &&
-      now >= this.#feedbackDueAt
-    ) {
+    if (this.#feedbackDueAt !== undefined && now >= this.#feedbackDueAt) {
       this.#queueFeedback();
     }
   }
@@ -1015,13 +1064,9 @@ export class Session {
   }
 
   #queueFeedback(): void {
-    const lostTotal = Math.max(
-      0,
-      this.#largestReceived + 1 - this.#receivedCount,
-    );
+    const lostTotal = this.#mediaLostTotal;
     const arrivals = this.#arrivals;
     this.#arrivals = [];
-    this.#arrivalsNeedReport = false;
     this.#feedbackDueAt = undefined;
     // Entries are listed in packet-number order (the wire format requires increasing deltas).
     arrivals.sort((x, y) => x.packetNumber - y.packetNumber);
@@ -1054,6 +1099,7 @@ export class Session {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#stopFlight();
+    this.#mediaSender?.close();
     this.#events.push({ type: "closed", code, reason, byPeer });
   }
 }

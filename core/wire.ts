@@ -28,6 +28,14 @@ export const RIFT_MARKER = 0xc0;
 export const MAX_VERSION = 0x3f;
 /** Header flag bit 0: the AEAD key phase of a SEALED packet. */
 export const FLAG_KEY_PHASE = 0x01;
+/**
+ * Header flag bit 1: the packet belongs to the media lane (video, audio, FEC),
+ * which has its own keys and packet numbers so a separate thread can seal or
+ * open it without touching the session lane (SEALED only).
+ */
+export const FLAG_MEDIA_LANE = 0x02;
+/** Flags a SEALED packet may carry. */
+const SEALED_FLAGS = FLAG_KEY_PHASE | FLAG_MEDIA_LANE;
 /** Largest packet number (and timestamp) RIFT uses: 2^53 − 1. */
 export const MAX_U53: number = Number.MAX_SAFE_INTEGER;
 
@@ -53,7 +61,7 @@ export interface PacketHeader {
   version: number;
   /** Packet type. */
   type: PacketType;
-  /** Flags; only bit 0 (key phase, SEALED only) is defined. Reserved bits are dropped on decode. */
+  /** Flags (SEALED only): bit 0 key phase, bit 1 media lane. Reserved bits are dropped on decode. */
   flags: number;
   /** The receiver's connection id (u32); 0 in HANDSHAKE_INIT and Version Negotiation. */
   connectionId: number;
@@ -144,7 +152,7 @@ export function encodeHeader(
   }
   if (
     h.flags !== 0 &&
-    !(h.flags === FLAG_KEY_PHASE && h.type === PacketType.Sealed)
+    !((h.flags & ~SEALED_FLAGS) === 0 && h.type === PacketType.Sealed)
   ) {
     throw new RangeError(`flags ${h.flags} invalid for packet type ${h.type}`);
   }
@@ -235,10 +243,19 @@ export function decodeHeader(
   return ok({
     version,
     type: type as PacketType,
-    flags: type === PacketType.Sealed ? datagram[2] & FLAG_KEY_PHASE : 0,
+    flags: type === PacketType.Sealed ? datagram[2] & SEALED_FLAGS : 0,
     connectionId: view.getUint32(4),
     packetNumber: hi * 0x100000000 + view.getUint32(12),
   });
+}
+
+/**
+ * Whether a datagram is a SEALED packet of the media lane, read from the raw
+ * bytes without decoding, so a dispatcher can route it to the media thread.
+ */
+export function isMediaLaneDatagram(datagram: Uint8Array): boolean {
+  return datagram.length >= HEADER_LENGTH && (datagram[0] & 0xc0) === 0xc0 &&
+    datagram[1] === PacketType.Sealed && (datagram[2] & FLAG_MEDIA_LANE) !== 0;
 }
 
 /** The AEAD key phase (header flag bit 0) of a SEALED packet; 0 for any other type. */

@@ -9,7 +9,9 @@ import {
   encodeHandshakePacket,
   encodeHeader,
   encodeVersionNegotiation,
+  FLAG_MEDIA_LANE,
   HEADER_LENGTH,
+  isMediaLaneDatagram,
   isRiftDatagram,
   keyPhaseOf,
   negotiateVersion,
@@ -61,7 +63,7 @@ const headerArb: fc.Arbitrary<PacketHeader> = fc.oneof(
   fc.record({
     version: fc.constant(RIFT_VERSION),
     type: fc.constant(PacketType.Sealed),
-    flags: fc.constantFrom(0, 1),
+    flags: fc.constantFrom(0, 1, 2, 3),
     connectionId: fc.nat({ max: 0xffffffff }),
     packetNumber: fc.oneof(
       fc.nat({ max: MAX_U53 }),
@@ -169,11 +171,15 @@ Deno.test("header: reserved bits are ignored on receipt", () => {
     connectionId: 1,
     packetNumber: 2,
   });
-  bytes[2] = 0xfe; // reserved flag bits set, key phase 0
+  bytes[2] = 0xfc; // reserved flag bits set, key phase 0, session lane
   bytes[3] = 0xff;
   const h = expectOk(decodeHeader(bytes));
   assert.equal(h.flags, 0);
   assert.equal(keyPhaseOf(h), 0);
+  assert.equal(isMediaLaneDatagram(bytes), false);
+  bytes[2] = 0xfe; // media lane bit is kept
+  assert.equal(expectOk(decodeHeader(bytes)).flags, FLAG_MEDIA_LANE);
+  assert.equal(isMediaLaneDatagram(bytes), true);
   bytes[2] = 0xff;
   assert.equal(keyPhaseOf(expectOk(decodeHeader(bytes))), 1);
   // Key phase means nothing outside SEALED.
@@ -239,8 +245,9 @@ Deno.test("header: encoder rejects caller bugs with RangeError", () => {
     { version: 64 },
     { version: -1 },
     { type: 5 as PacketType },
-    { flags: 2 },
+    { flags: 4 },
     { flags: 1, type: PacketType.HandshakeInit },
+    { flags: 2, type: PacketType.HandshakeFinish },
     { connectionId: 2 ** 32 },
     { connectionId: 1.5 },
     { packetNumber: 2 ** 53 },

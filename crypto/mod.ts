@@ -15,12 +15,15 @@ export {
 export * from "./replay.ts";
 export {
   DEFAULT_TRANSPORT_CONFIG,
+  deriveLaneKeys,
   MAX_PACKET_NUMBER,
+  MEDIA_LANE_LABEL,
   type OpenErrorKind,
   type OpenResult,
   PacketProtector,
   type SealResult,
   type TransportConfig,
+  type TransportKeys,
   type TransportStats,
 } from "./transport.ts";
 export * from "./noise.ts";

@@ -24,6 +24,8 @@ import {
 } from "./aead.ts";
 import { noiseRekey as rekey } from "./noise.ts";
 import { ReplayWindow } from "./replay.ts";
+import { blake2s } from "@noble/hashes/blake2.js";
+import { hmac } from "@noble/hashes/hmac.js";
 
 /** Length of the RIFT header that is authenticated as associated data. */
 export const HEADER_LENGTH = 16;
@@ -72,6 +74,32 @@ export const DEFAULT_TRANSPORT_CONFIG: TransportConfig = Object.freeze({
   backend: DEFAULT_AEAD_BACKEND,
   maxPacketNumber: MAX_PACKET_NUMBER,
 });
+
+/** Transport keys of one session, as the handshake's Noise `Split()` returns them. */
+export interface TransportKeys {
+  /** Key for what this side sends. */
+  sendKey: Uint8Array;
+  /** Key for what this side receives. */
+  recvKey: Uint8Array;
+}
+
+/** Label of the media lane's key derivation (see docs/CRYPTO.md). */
+export const MEDIA_LANE_LABEL = "RIFT v1 media lane";
+
+/**
+ * Keys of a separate lane of the same session: `HMAC-BLAKE2s(k, label)` of
+ * each transport key. A lane has its own packet numbers and key phases, so a
+ * second thread can seal (or open) it without sharing a nonce counter with
+ * the session lane; a keyed PRF over a fixed label makes the lane keys
+ * independent of the session keys and of each other.
+ */
+export function deriveLaneKeys(keys: TransportKeys, label: string): TransportKeys {
+  const info = new TextEncoder().encode(label);
+  return {
+    sendKey: hmac(blake2s, keys.sendKey, info),
+    recvKey: hmac(blake2s, keys.recvKey, info),
+  };
+}
 
 /** Why {@linkcode PacketProtector.open} rejected a datagram. */
 export type OpenErrorKind = "Unauthenticated" | "Replayed" | "TooOld";
@@ -183,7 +211,7 @@ export class PacketProtector {
    * @throws {RangeError} on keys that are not 32 bytes or an invalid config.
    */
   constructor(
-    keys: { sendKey: Uint8Array; recvKey: Uint8Array },
+    keys: TransportKeys,
     now: number,
     config: Partial<TransportConfig> = {},
   ) {

@@ -3,7 +3,9 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { type AeadBackend, createAead, nonceFromCounter } from "./aead.ts";
 import {
   DEFAULT_TRANSPORT_CONFIG,
+  deriveLaneKeys,
   HEADER_LENGTH,
+  MEDIA_LANE_LABEL,
   type OpenResult,
   PacketProtector,
   type TransportConfig,
@@ -299,4 +301,24 @@ Deno.test("transport: a packet-count rekey waits for the minimum interval", () =
   assert.equal(a.stats.rekeys, 1);
   assert.equal(openCommit(b, later, 1_010), "later");
   assert.equal(b.stats.receiveKeyRotations, 1);
+});
+
+Deno.test("lane keys: independent of the session keys, and each side's send key is the other's receive key", () => {
+  const a = { sendKey: new Uint8Array(32).fill(1), recvKey: new Uint8Array(32).fill(2) };
+  const b = { sendKey: a.recvKey, recvKey: a.sendKey };
+  const laneA = deriveLaneKeys(a, MEDIA_LANE_LABEL);
+  const laneB = deriveLaneKeys(b, MEDIA_LANE_LABEL);
+  assert.deepEqual(laneA.sendKey, laneB.recvKey);
+  assert.deepEqual(laneA.recvKey, laneB.sendKey);
+  assert.notDeepEqual(laneA.sendKey, a.sendKey);
+  assert.notDeepEqual(laneA.sendKey, laneA.recvKey);
+  assert.notDeepEqual(deriveLaneKeys(a, "other").sendKey, laneA.sendKey);
+  // A packet sealed under the session key does not open under the lane key.
+  const session = new PacketProtector(a, 0);
+  const lane = new PacketProtector(laneB, 0);
+  const header = new Uint8Array(16);
+  const sealed = session.seal((_pn, _phase, out) => out.set(header), new Uint8Array(10), 0);
+  assert.ok(sealed.ok);
+  const opened = lane.open(sealed.datagram.subarray(0, 16), 0, 0, sealed.datagram.subarray(16), 0);
+  assert.equal(opened.ok, false);
 });

@@ -1,0 +1,406 @@
+/**
+ * The media lane of a RIFT session: video fragments, FEC parity and audio,
+ * sealed under keys of their own and numbered in a packet-number space of
+ * their own (header flag bit 1, docs/RIFT_SPEC.md "Lanes").
+ *
+ * A session starts with both halves inside it ({@linkcode Session}). The
+ * edges may detach them ({@linkcode Session.detachMedia}) and rebuild each
+ * half in its own thread from the plain, structured-cloneable
+ * {@linkcode MediaLaneState}: a {@linkcode MediaSender} in the host's media
+ * send worker and a {@linkcode MediaReceiver} in the client's media receive
+ * worker. Neither half shares mutable state with the session lane, so a busy
+ * media thread never delays input and control.
+ *
+ * Sans-IO like the session: callers pass the time in milliseconds of their
+ * own clock. The receive times a {@linkcode MediaReceiver} reports are in
+ * microseconds of that clock; congestion control only compares them with
+ * each other.
+ *
+ * @module
+ */
+
+import { PacketProtector, type TransportConfig, type TransportKeys } from "../crypto/transport.ts";
+import {
+  decodeFrames,
+  encodedFrameLength,
+  encodeFramesInto,
+  type Frame,
+  maxVideoPayload,
+  type VideoFragmentFrame,
+} from "./frames.ts";
+import { type EncodedFrame, fragmentFrame, Reassembler } from "./fragment.ts";
+import { FecReceiver, protectFrame, type VideoFecConfig } from "./fec/video.ts";
+import {
+  AEAD_TAG_LENGTH,
+  encodeHeader,
+  FLAG_MEDIA_LANE,
+  HEADER_LENGTH,
+  keyPhaseOf,
+  PacketType,
+  RIFT_VERSION,
+  splitSealed,
+  type WireErrorKind,
+} from "./wire.ts";
+
+/** Everything a thread needs to run one half of a session's media lane; structured-cloneable. */
+export interface MediaLaneState {
+  /** The lane's keys (derived from the session's, see `deriveLaneKeys`). */
+  keys: TransportKeys;
+  /** The peer's connection id: the receiver's id goes in every header. */
+  peerConnectionId: number;
+  /** This side's connection id: what a received header must carry. */
+  localConnectionId: number;
+  /** Largest datagram sent or accepted. */
+  maxDatagram: number;
+  /** Give up reassembling a frame this long after its first fragment (ms). */
+  frameDeadlineMs: number;
+  /** Forward error correction of video frames. */
+  fec: VideoFecConfig;
+  /** Packet protection tunables. */
+  transport: Partial<TransportConfig>;
+}
+
+/** One sent media packet, as congestion control needs it. */
+export interface SentPacket {
+  /** Media-lane packet number. */
+  packetNumber: number;
+  /** Datagram size in bytes. */
+  sizeBytes: number;
+  /** When it was handed out, µs of the sender's clock. */
+  sendTimeUs: number;
+}
+
+/** One received media packet, reported back to the sender in FEEDBACK frames. */
+export interface MediaArrival {
+  /** Media-lane packet number. */
+  packetNumber: number;
+  /** Receive time, µs of the receiver's clock. */
+  receiveTimeUs: number;
+}
+
+/** Why a media-lane datagram was dropped. */
+export type MediaDropKind =
+  | WireErrorKind
+  | "WrongConnection"
+  | "WrongLane"
+  | "Unauthenticated"
+  | "Replayed"
+  | "TooOld"
+  | "UnexpectedFrame";
+
+/** What the receiving half produced. */
+export type MediaEvent =
+  | { type: "video-frame"; frame: EncodedFrame }
+  | { type: "video-frame-lost"; frameId: number }
+  | { type: "audio"; sequence: number; captureTimeUs: number; data: Uint8Array };
+
+/** Counters of the sending half. */
+export interface MediaSenderStats {
+  /** Datagrams handed out. */
+  datagramsSent: number;
+  /** Bytes handed out. */
+  bytesSent: number;
+  /** Video frames queued. */
+  framesQueued: number;
+  /** FEC parity frames queued. */
+  parityQueued: number;
+}
+
+/** Counters of the receiving half. */
+export interface MediaReceiverStats {
+  /** Datagrams accepted (authenticated and well formed). */
+  datagramsAccepted: number;
+  /** Dropped datagrams by kind. */
+  dropped: Partial<Record<MediaDropKind, number>>;
+  /** Media packets accepted. */
+  packetsReceived: number;
+  /** Packet numbers below the largest seen that never arrived. */
+  packetsLost: number;
+  /** Video frames reassembled. */
+  framesCompleted: number;
+  /** Video frames given up at their deadline. */
+  framesLost: number;
+  /** Video fragments rebuilt from FEC parity. */
+  fecRecoveries: number;
+  /** Id of the last frame reassembled (0 before the first). */
+  lastCompleteFrameId: number;
+}
+
+function toMicros(ms: number): number {
+  return Math.round(ms * 1000);
+}
+
+/** Seals a session's video and audio into media-lane datagrams. */
+export class MediaSender {
+  readonly #protector: PacketProtector;
+  readonly #peerConnectionId: number;
+  readonly #maxDatagram: number;
+  readonly #plaintext: Uint8Array;
+  #fec: VideoFecConfig;
+  readonly #audio: Frame[] = [];
+  readonly #video: Frame[] = [];
+  #sent: SentPacket[] = [];
+  #recordSent = false;
+  #closed = false;
+  readonly #stats: MediaSenderStats = {
+    datagramsSent: 0,
+    bytesSent: 0,
+    framesQueued: 0,
+    parityQueued: 0,
+  };
+
+  /** Builds the sending half from a detached lane state. */
+  constructor(state: MediaLaneState, now: number) {
+    this.#protector = new PacketProtector(state.keys, now, state.transport);
+    this.#peerConnectionId = state.peerConnectionId;
+    this.#maxDatagram = state.maxDatagram;
+    this.#plaintext = new Uint8Array(state.maxDatagram);
+    this.#fec = state.fec;
+  }
+
+  /** Video payload bytes per datagram. */
+  get maxVideoPayload(): number {
+    return maxVideoPayload(this.#maxDatagram);
+  }
+
+  /** The FEC applied to frames queued from now on. */
+  get fec(): VideoFecConfig {
+    return this.#fec;
+  }
+
+  /** Changes the FEC of the frames queued from now on (the congestion controller's choice). */
+  setFec(fec: VideoFecConfig): void {
+    this.#fec = fec;
+  }
+
+  /** Counters (a copy). */
+  get stats(): MediaSenderStats {
+    return { ...this.#stats };
+  }
+
+  /** Whether datagrams are waiting for {@linkcode pollTransmit}. */
+  get pending(): boolean {
+    return this.#audio.length > 0 || this.#video.length > 0;
+  }
+
+  /** Starts recording every sent packet for {@linkcode takeSent} (congestion control). */
+  recordSentPackets(): void {
+    this.#recordSent = true;
+  }
+
+  /** The packets sent since the last call (empty unless {@linkcode recordSentPackets} was called). */
+  takeSent(): SentPacket[] {
+    const sent = this.#sent;
+    this.#sent = [];
+    return sent;
+  }
+
+  /** Queues an encoded video frame: its fragments, then its FEC parity. */
+  sendVideoFrame(frame: EncodedFrame): void {
+    if (this.#closed) return;
+    const fragments = fragmentFrame(frame, this.maxVideoPayload);
+    for (const fragment of fragments) this.#video.push(fragment);
+    // Parity follows its frame's fragments, so a loss is repaired before the frame's deadline.
+    const parity = protectFrame(fragments, this.#fec);
+    for (const p of parity) this.#video.push(p);
+    this.#stats.framesQueued++;
+    this.#stats.parityQueued += parity.length;
+  }
+
+  /** Queues one audio packet (unreliable: late audio is useless); audio goes ahead of video. */
+  sendAudio(sequence: number, captureTimeUs: number, data: Uint8Array): void {
+    if (this.#closed) return;
+    this.#audio.push({ type: "audio", sequence, captureTimeUs, data: data.slice() });
+  }
+
+  /** Drops everything queued and sends nothing more. */
+  close(): void {
+    this.#closed = true;
+    this.#audio.length = 0;
+    this.#video.length = 0;
+  }
+
+  /** The next media datagram, or undefined when nothing is queued. */
+  pollTransmit(now: number): Uint8Array | undefined {
+    if (this.#closed) return undefined;
+    const frames: Frame[] = [];
+    let room = this.#maxDatagram - HEADER_LENGTH - AEAD_TAG_LENGTH;
+    for (const queue of [this.#audio, this.#video]) {
+      while (queue.length > 0) {
+        const length = encodedFrameLength(queue[0]);
+        if (length > room) break;
+        frames.push(queue.shift()!);
+        room -= length;
+      }
+    }
+    if (frames.length === 0) return undefined;
+    const sealed = this.#protector.seal(
+      (packetNumber, keyPhase, out) =>
+        encodeHeader(
+          {
+            version: RIFT_VERSION,
+            type: PacketType.Sealed,
+            flags: keyPhase | FLAG_MEDIA_LANE,
+            connectionId: this.#peerConnectionId,
+            packetNumber,
+          },
+          out,
+          0,
+        ),
+      this.#plaintext.subarray(0, encodeFramesInto(frames, this.#plaintext, 0)),
+      now,
+    );
+    if (!sealed.ok) {
+      // 2^53 packets: unreachable in practice; stop rather than reuse a nonce.
+      this.close();
+      return undefined;
+    }
+    this.#stats.datagramsSent++;
+    this.#stats.bytesSent += sealed.datagram.length;
+    if (this.#recordSent) {
+      this.#sent.push({
+        packetNumber: sealed.packetNumber,
+        sizeBytes: sealed.datagram.length,
+        sendTimeUs: toMicros(now),
+      });
+    }
+    return sealed.datagram;
+  }
+}
+
+/** Opens media-lane datagrams, rebuilds lost fragments from FEC and reassembles frames. */
+export class MediaReceiver {
+  readonly #protector: PacketProtector;
+  readonly #localConnectionId: number;
+  readonly #maxDatagram: number;
+  readonly #reassembler: Reassembler;
+  readonly #fec = new FecReceiver();
+  readonly #events: MediaEvent[] = [];
+  #arrivals: MediaArrival[] = [];
+  #largestReceived = -1;
+  #receivedCount = 0;
+  readonly #stats: MediaReceiverStats = {
+    datagramsAccepted: 0,
+    dropped: {},
+    packetsReceived: 0,
+    packetsLost: 0,
+    framesCompleted: 0,
+    framesLost: 0,
+    fecRecoveries: 0,
+    lastCompleteFrameId: 0,
+  };
+
+  /** Builds the receiving half from a detached lane state. */
+  constructor(state: MediaLaneState, now: number) {
+    this.#protector = new PacketProtector(state.keys, now, state.transport);
+    this.#localConnectionId = state.localConnectionId;
+    this.#maxDatagram = state.maxDatagram;
+    this.#reassembler = new Reassembler({ deadlineMs: state.frameDeadlineMs });
+  }
+
+  /** Counters (a copy). */
+  get stats(): MediaReceiverStats {
+    this.#stats.packetsReceived = this.#receivedCount;
+    this.#stats.packetsLost = Math.max(0, this.#largestReceived + 1 - this.#receivedCount);
+    this.#stats.fecRecoveries = this.#fec.recovered;
+    return structuredClone(this.#stats);
+  }
+
+  /** Packets the sender should count as lost (for the FEEDBACK frame's `lost_total`). */
+  get lostTotal(): number {
+    return Math.max(0, this.#largestReceived + 1 - this.#receivedCount);
+  }
+
+  /**
+   * Takes one media-lane datagram. Returns why it was dropped, or undefined
+   * when accepted; a dropped datagram changes nothing but the counters.
+   */
+  handleDatagram(datagram: Uint8Array, now: number): MediaDropKind | undefined {
+    const drop = this.#handle(datagram, now);
+    if (drop === undefined) this.#stats.datagramsAccepted++;
+    else this.#stats.dropped[drop] = (this.#stats.dropped[drop] ?? 0) + 1;
+    return drop;
+  }
+
+  #handle(datagram: Uint8Array, now: number): MediaDropKind | undefined {
+    if (datagram.length > this.#maxDatagram) return "Oversized";
+    const split = splitSealed(datagram);
+    if (!split.ok) return split.error.kind;
+    const { header, headerBytes, sealed } = split.value;
+    if ((header.flags & FLAG_MEDIA_LANE) === 0) return "WrongLane";
+    if (header.connectionId !== this.#localConnectionId) return "WrongConnection";
+    const opened = this.#protector.open(
+      headerBytes,
+      header.packetNumber,
+      keyPhaseOf(header),
+      sealed,
+      now,
+    );
+    if (!opened.ok) return opened.kind;
+    const frames = decodeFrames(opened.plaintext);
+    if (!frames.ok) return frames.error.kind;
+    // Only media frames belong on this lane; anything else means a confused or hostile peer.
+    for (const f of frames.value) {
+      if (f.type !== "video" && f.type !== "fec" && f.type !== "audio" && f.type !== "padding") {
+        return "UnexpectedFrame";
+      }
+    }
+    opened.commit();
+    this.#receivedCount++;
+    this.#largestReceived = Math.max(this.#largestReceived, header.packetNumber);
+    this.#arrivals.push({ packetNumber: header.packetNumber, receiveTimeUs: toMicros(now) });
+    for (const frame of frames.value) {
+      switch (frame.type) {
+        case "video":
+          this.#onFragment(frame, now);
+          for (const rebuilt of this.#fec.onFragment(frame)) this.#onFragment(rebuilt, now);
+          break;
+        case "fec":
+          for (const rebuilt of this.#fec.onParity(frame)) this.#onFragment(rebuilt, now);
+          break;
+        case "audio":
+          this.#events.push({
+            type: "audio",
+            sequence: frame.sequence,
+            captureTimeUs: frame.captureTimeUs,
+            data: frame.data.slice(),
+          });
+          break;
+      }
+    }
+    return undefined;
+  }
+
+  #onFragment(fragment: VideoFragmentFrame, now: number): void {
+    const complete = this.#reassembler.push(fragment, now);
+    if (complete === undefined) return;
+    this.#stats.framesCompleted++;
+    this.#stats.lastCompleteFrameId = complete.frameId;
+    this.#events.push({ type: "video-frame", frame: complete });
+  }
+
+  /** Arrivals since the last call, for the session lane's FEEDBACK frames. */
+  takeArrivals(): MediaArrival[] {
+    const arrivals = this.#arrivals;
+    this.#arrivals = [];
+    return arrivals;
+  }
+
+  /** When the next reassembly deadline falls, or undefined. */
+  pollTimeout(): number | undefined {
+    return this.#reassembler.nextDeadline();
+  }
+
+  /** Gives up the frames whose deadline passed (each becomes a `video-frame-lost` event). */
+  handleTimeout(now: number): void {
+    for (const frameId of this.#reassembler.expire(now)) {
+      this.#stats.framesLost++;
+      this.#events.push({ type: "video-frame-lost", frameId });
+    }
+  }
+
+  /** The next event, once each. */
+  pollEvent(): MediaEvent | undefined {
+    return this.#events.shift();
+  }
+}

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { generateIdentity } from "../crypto/identity.ts";
+import { PacketProtector } from "../crypto/transport.ts";
+import { encodeFramesInto, type Frame } from "./frames.ts";
+import { type MediaLaneState, MediaReceiver, MediaSender } from "./media_lane.ts";
+import { Session } from "./session.ts";
+import { Rng } from "./sim/rng.ts";
+import {
+  encodeHeader,
+  FLAG_MEDIA_LANE,
+  isMediaLaneDatagram,
+  PacketType,
+  RIFT_VERSION,
+} from "./wire.ts";
+
+/** Runs a handshake by handing datagrams across directly (no loss, no delay). */
+function establishedPair(seed: number): { host: Session; client: Session } {
+  const rng = new Rng(seed);
+  const random = (n: number) => rng.bytes(n);
+  const client = Session.connect({ identity: generateIdentity(random), random }, 0);
+  const host = Session.accept({ identity: generateIdentity(random), random }, 0);
+  pump(client, host, 1);
+  assert.equal(client.state, "established");
+  assert.equal(host.state, "established");
+  return { host, client };
+}
+
+function pump(a: Session, b: Session, now: number): void {
+  for (let moved = true; moved;) {
+    moved = false;
+    for (const [from, to] of [[a, b], [b, a]]) {
+      for (let d; (d = from.pollTransmit(now)) !== undefined;) {
+        to.handleDatagram(d, now);
+        moved = true;
+      }
+    }
+  }
+}
+
+function drain(sender: MediaSender, now: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let d; (d = sender.pollTransmit(now)) !== undefined;) out.push(d);
+  return out;
+}
+
+Deno.test("media lane: detached halves carry video and audio; arrivals come back as FEEDBACK", () => {
+  const { host, client } = establishedPair(1);
+  const hostLane = host.detachMedia();
+  const clientLane = client.detachMedia();
+  // Structured-cloneable, as a worker needs it.
+  const sender = new MediaSender(structuredClone(hostLane), 5);
+  const receiver = new MediaReceiver(structuredClone(clientLane), 5);
+  sender.recordSentPackets();
+
+  const data = new Rng(2).bytes(30_000);
+  sender.sendAudio(1, 77, Uint8Array.of(1, 2, 3));
+  sender.sendVideoFrame({ frameId: 1, captureTimeUs: 99, keyframe: true, data });
+  const datagrams = drain(sender, 6);
+  assert.ok(datagrams.length >= Math.ceil(30_000 / sender.maxVideoPayload));
+  assert.ok(datagrams.every(isMediaLaneDatagram));
+  for (const d of datagrams) assert.equal(receiver.handleDatagram(d, 7), undefined);
+
+  const events = [];
+  for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(events.map((e) => e.type), ["audio", "video-frame"]);
+  const frame = events[1].type === "video-frame" ? events[1].frame : undefined;
+  assert.deepEqual(frame?.data, data);
+  assert.equal(receiver.stats.framesCompleted, 1);
+
+  // The client's session lane reports the arrivals; the host sees them as feedback.
+  const sent = sender.takeSent();
+  assert.equal(sent.length, datagrams.length);
+  client.reportMediaArrivals(receiver.takeArrivals(), receiver.lostTotal, 7);
+  client.handleTimeout(7 + 20);
+  pump(client, host, 27);
+  const feedback = [];
+  for (let e; (e = host.pollEvent()) !== undefined;) if (e.type === "feedback") feedback.push(e);
+  const reported = feedback.flatMap((e) => e.report.arrivals.map((a) => a.packetNumber));
+  assert.deepEqual(reported, sent.map((s) => s.packetNumber));
+});
+
+Deno.test("media lane: each lane refuses the other's packets", () => {
+  const { host, client } = establishedPair(3);
+  const lane = client.detachMedia();
+  const receiver = new MediaReceiver(lane, 0);
+  // A session-lane packet offered to the media receiver.
+  host.sendControl(Uint8Array.of(1));
+  const control = host.pollTransmit(1)!;
+  assert.equal(isMediaLaneDatagram(control), false);
+  assert.equal(receiver.handleDatagram(control, 1), "WrongLane");
+  // A media packet offered to a session whose media lane is detached.
+  const sender = new MediaSender(host.detachMedia(), 0);
+  sender.sendAudio(1, 1, Uint8Array.of(9));
+  const media = sender.pollTransmit(1)!;
+  assert.equal(client.handleDatagram(media, 1), "WrongLane");
+  assert.equal(receiver.handleDatagram(media, 1), undefined);
+  // Detaching twice, or sending media on a detached session, is a caller bug.
+  assert.throws(() => client.detachMedia(), /already detached/);
+  assert.throws(() => host.sendAudio(1, 1, Uint8Array.of(1)), /detached/);
+});
+
+Deno.test("media lane: a control frame sealed on the media lane is refused and changes nothing", () => {
+  const { host, client } = establishedPair(4);
+  const hostLane = host.detachMedia();
+  const receiver = new MediaReceiver(client.detachMedia(), 0);
+  const forge = (frames: Frame[], pn: number) => {
+    const protector = new PacketProtector(hostLane.keys, 0);
+    for (let i = 0; i < pn; i++) protector.seal(() => {}, new Uint8Array(0), 0);
+    const plaintext = new Uint8Array(1200);
+    const sealed = protector.seal(
+      (packetNumber, keyPhase, out) =>
+        encodeHeader({
+          version: RIFT_VERSION,
+          type: PacketType.Sealed,
+          flags: keyPhase | FLAG_MEDIA_LANE,
+          connectionId: hostLane.peerConnectionId,
+          packetNumber,
+        }, out),
+      plaintext.subarray(0, encodeFramesInto(frames, plaintext, 0)),
+      0,
+    );
+    assert.ok(sealed.ok);
+    return sealed.datagram;
+  };
+  const ping = forge([{ type: "ping", pingId: 1, sendTimeUs: 1 }], 0);
+  assert.equal(receiver.handleDatagram(ping, 1), "UnexpectedFrame");
+  // Nothing was committed: the same packet number still opens with a media frame.
+  const audio = forge(
+    [{ type: "audio", sequence: 1, captureTimeUs: 1, data: Uint8Array.of(5) }],
+    0,
+  );
+  assert.equal(receiver.handleDatagram(audio, 1), undefined);
+  assert.equal(receiver.stats.packetsReceived, 1);
+  assert.equal(receiver.stats.dropped.UnexpectedFrame, 1);
+});
+
+Deno.test("media lane: arbitrary bytes never throw and are never accepted", () => {
+  const { client } = establishedPair(5);
+  const lane: MediaLaneState = client.detachMedia();
+  const receiver = new MediaReceiver(lane, 0);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 1300 }), fc.boolean(), (bytes, asMedia) => {
+      if (asMedia && bytes.length >= 16) {
+        bytes[0] = 0xc1;
+        bytes[1] = PacketType.Sealed;
+        bytes[2] |= FLAG_MEDIA_LANE;
+      }
+      assert.notEqual(receiver.handleDatagram(bytes, 1), undefined);
+    }),
+    { numRuns: 2_000 },
+  );
+  assert.equal(receiver.stats.packetsReceived, 0);
+});
