@@ -288,7 +288,7 @@ export class ReceivedBatch {
     return new Uint8Array(
       this.buffer,
       this.#dataOffset + i * this.slotBytes,
-      Math.min(this.#lens[i], this.slotBytes),
+      Math.max(0, Math.min(this.#lens[i], this.slotBytes)),
     );
   }
 

@@ -8,6 +8,7 @@ import {
   addressFromRecord,
   NativeUdpSocket,
   ReceivedBatch,
+  receivedBatchBytes,
   sendErrorKind,
 } from "./native_udp.ts";
 import type { WorkerJob, WorkerResult } from "./native_udp_test_worker.ts";
@@ -217,6 +218,41 @@ Deno.test("a batch buffer survives a transfer and is rebuilt from its one ArrayB
   } finally {
     await a.close();
   }
+});
+
+Deno.test("ReceivedBatch.fromBuffer: arbitrary bytes give a typed error or a batch that stays in bounds", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 512 }),
+      fc.integer({ min: -2, max: 8 }),
+      fc.integer({ min: -2, max: 64 }),
+      fc.integer({ min: -2, max: 10 }),
+      (body, count, slot, capacity) => {
+        const buffer = new ArrayBuffer(16 + body.length);
+        new Uint8Array(buffer).set(body, 16);
+        new Int32Array(buffer, 0, 4).set([count, capacity, slot, 0]);
+        let batch: ReceivedBatch;
+        try {
+          batch = ReceivedBatch.fromBuffer(buffer, new AddressCache());
+        } catch (e) {
+          assert.ok(e instanceof NativeError && e.code === NativeStatus.InvalidArgument, String(e));
+          return;
+        }
+        assert.ok(batch.count <= batch.capacity);
+        for (let i = 0; i < batch.count; i++) {
+          assert.ok(batch.datagram(i).byteLength <= batch.slotBytes);
+          batch.source(i);
+        }
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  // A negative length (a corrupt buffer) reads as empty, not as a RangeError.
+  const at = receivedBatchBytes(1, 8);
+  const corrupt = new ArrayBuffer(at);
+  new Int32Array(corrupt, 0, 4).set([1, 1, 8, 0]);
+  new Int32Array(corrupt, 16 + 8, 1)[0] = -5;
+  assert.equal(ReceivedBatch.fromBuffer(corrupt).datagram(0).byteLength, 0);
 });
 
 Deno.test("address records: native parse then format equals the WHATWG canonical form", () => {
