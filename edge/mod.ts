@@ -37,3 +37,18 @@ export {
 } from "./udp_session.ts";
 export { AsyncQueue } from "./queue.ts";
 export { formatAddress, UdpSocket } from "./udp_socket.ts";
+export {
+  AddressCache,
+  addressFromRecord,
+  DEFAULT_SLOT_BYTES,
+  DEFAULT_SOCKET_BUFFER_BYTES,
+  type NativeUdpCounters,
+  type NativeUdpOpenOptions,
+  NativeUdpSocket,
+  type ReceiveBatchOptions,
+  ReceivedBatch,
+  receivedBatchBytes,
+  type SendErrorKind,
+  sendErrorKind,
+  sourceAddressCache,
+} from "./native_udp.ts";
