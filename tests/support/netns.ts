@@ -64,6 +64,14 @@ export interface PrivateNetSpec {
   hosts?: number;
   /** First three octets of the LAN /24; default `10.0.<index+1>`. Equal LANs are allowed. */
   lan?: string;
+  /**
+   * Drop new inbound flows addressed to the router itself (`INPUT -i wan
+   * --ctstate NEW -j DROP`), as home routers do; default true. With false
+   * (a bare router) such a packet is accepted, finds no socket and leaves a
+   * conntrack entry behind, whose tuple MASQUERADE then avoids: the host's
+   * next flow to that sender gets a new port (docs/NETNS.md, "poisoning").
+   */
+  firewall?: boolean;
 }
 
 /** What {@linkcode NetnsTopology.create} builds. */
@@ -87,6 +95,9 @@ export type NetnsErrorKind =
 
 /** An error with a kind, so callers can tell "not root" from "ip failed". */
 export class NetnsError extends Error {
+  /** Set when {@linkcode NetnsTopology.create} failed: the prefix of what it built, then removed. */
+  prefix?: string;
+
   constructor(readonly kind: NetnsErrorKind, message: string) {
     super(`${kind}: ${message}`);
     this.name = "NetnsError";
@@ -245,6 +256,7 @@ export class NetnsTopology implements AsyncDisposable {
       await topology.#build(options);
     } catch (e) {
       await topology.close().catch(() => {});
+      if (e instanceof NetnsError) e.prefix = topology.prefix;
       throw e;
     }
     return topology;
@@ -355,6 +367,12 @@ export class NetnsTopology implements AsyncDisposable {
     const masquerade = ["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"];
     if (spec.nat === "symmetric") masquerade.push("--random-fully");
     await inRouter("iptables", ...masquerade);
+    if (spec.firewall ?? true) {
+      await inRouter(
+        "iptables",
+        ...["-A", "INPUT", "-i", "wan", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"],
+      );
+    }
     const first = `${net.lanPrefix}.2`;
     if (spec.nat === "full-cone") {
       await inRouter(
@@ -536,8 +554,13 @@ export class NetnsTopology implements AsyncDisposable {
     await this.exec(this.routerNs(net), "conntrack", ["-F"]);
   }
 
-  /** `net`'s router's current UDP mappings, from conntrack. */
+  /**
+   * `net`'s router's current UDP mappings, from conntrack: the flows its LAN
+   * started (entries for unsolicited inbound packets are not mappings and
+   * are left out).
+   */
   async natMappings(net: string): Promise<NatMapping[]> {
+    const lan = `${this.#net(net).lanPrefix}.`;
     const text = await run("ip", [
       "netns",
       "exec",
@@ -550,7 +573,7 @@ export class NetnsTopology implements AsyncDisposable {
     const out: NatMapping[] = [];
     for (const line of text.split("\n")) {
       const f = [...line.matchAll(/(src|dst|sport|dport)=(\S+)/g)].map((m) => m[2]);
-      if (f.length < 8) continue;
+      if (f.length < 8 || !f[0].startsWith(lan)) continue;
       // Original direction: src dst sport dport; reply direction: src dst sport dport.
       out.push({
         inside: `${f[0]}:${f[2]}`,
