@@ -198,6 +198,25 @@ Deno.test("flushing a NAT drops its mappings: inbound stops until the host sends
   }
 });
 
+Deno.test("iptables -t nat -F does not drop mappings (the nat table only sees a flow's first packet); conntrack -F does", async () => {
+  await using topo = await NetnsTopology.create({
+    public: ["stun"],
+    private: [{ name: "a", nat: "symmetric" }],
+  });
+  await topo.startUdpEcho("stun", STUN);
+  const stun = `${topo.publicAddr("stun")}:${STUN}`;
+  const socket = await topo.udpSocket(topo.hostNs("a"), `0.0.0.0:${PORT}`);
+  const before = await mappedAddress(socket, stun);
+  await topo.exec(topo.routerNs("a"), "iptables", ["-t", "nat", "-F"]);
+  assert.doesNotMatch(await topo.exec(topo.routerNs("a"), "iptables", ["-t", "nat", "-S"]), /MASQ/);
+  assert.equal(await mappedAddress(socket, stun), before, "the flow is still translated");
+  // A new flow is not translated any more: its private source cannot be answered.
+  const fresh = await topo.udpSocket(topo.hostNs("a"), `0.0.0.0:${PORT + 1}`);
+  await assert.rejects(mappedAddress(fresh, stun, 600), (e: NetnsError) => e.kind === "Timeout");
+  await topo.flushNat("a");
+  await assert.rejects(mappedAddress(socket, stun, 600), (e: NetnsError) => e.kind === "Timeout");
+});
+
 Deno.test("a bare router (no WAN firewall) is poisoned by an early unsolicited packet: a new port toward that peer", async () => {
   await using topo = await NetnsTopology.create({
     public: ["stun"],
