@@ -618,20 +618,34 @@ export class DeltaController {
     this.#target = Math.min(c.maxBitrateBps, Math.max(c.minBitrateBps, v));
   }
 
+  /**
+   * Time one packet takes through the bottleneck at the measured rate, µs.
+   * Every queue threshold is raised by a multiple of it: at 1 Mbit/s one
+   * 1200-byte packet alone is 9.6 ms of "queue", and slotted links (cellular,
+   * Mahimahi traces) add up to one slot of wait to any packet.
+   */
+  #serviceUs(): number {
+    const rate = Math.max(this.#recvRate, this.#cfg.minBitrateBps);
+    return Math.min(50_000, (this.#cfg.packetBytes * 8e6) / rate);
+  }
+
   #classify(): DeltaState {
     const q = this.#standing, slope = this.#slope, prev = this.#state;
-    const congestedLoss = this.#lostInLastFeedback > 0 && q >= Q_RISING_US;
+    const svc = this.#serviceUs();
+    const rising = Q_RISING_US + svc, congested = Q_CONGESTED_US + 1.5 * svc;
+    const drained = Q_DRAINED_US + 0.5 * svc;
+    const congestedLoss = this.#lostInLastFeedback > 0 && q >= rising;
     if (
-      q >= Q_CONGESTED_US || (slope >= ONSET_SLOPE && this.#latestQ >= Q_ONSET_US) ||
-      (slope >= SPIKE_SLOPE && this.#latestQ >= Q_SPIKE_US) ||
+      q >= congested || (slope >= ONSET_SLOPE && this.#latestQ >= Q_ONSET_US + 1.5 * svc) ||
+      (slope >= SPIKE_SLOPE && this.#latestQ >= Q_SPIKE_US + 1.5 * svc) ||
       congestedLoss || this.#lossRate >= HIGH_LOSS
     ) return "congested";
     if (prev === "congested" || prev === "draining") {
       // Hysteresis: stay out of Stable until the queue is really gone.
-      return q >= Q_DRAINED_US ? "draining" : "stable";
+      return q >= drained ? "draining" : "stable";
     }
-    if (q >= Q_RISING_US || (slope >= RISING_SLOPE && q >= Q_DRAINED_US)) return "rising";
-    if (prev === "rising" && q >= Q_DRAINED_US) return "rising";
+    if (q >= rising || (slope >= RISING_SLOPE && q >= drained)) return "rising";
+    if (prev === "rising" && q >= drained) return "rising";
     return "stable";
   }
 

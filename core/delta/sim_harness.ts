@@ -25,7 +25,7 @@ import { Pacer } from "./pacer.ts";
 /** Bottleneck capacity of one direction. */
 export type Capacity =
   | { kind: "unlimited" }
-  /** Piecewise constant: `bps` from `atMs` on (first step at 0). */
+  /** Piecewise constant, byte-accurate: `bps` from `atMs` on (first step at 0). */
   | { kind: "schedule"; steps: { atMs: number; bps: number }[] }
   /** Mahimahi delivery opportunities (one packet each). */
   | { kind: "trace"; trace: DeliveryTrace };
@@ -40,7 +40,7 @@ export interface PathSpec {
   loss?: LossModel;
   /** Bottleneck capacity. */
   capacity: Capacity;
-  /** Drop-tail queue limit, bytes (default: 300 ms at the first capacity, or 64 KiB). */
+  /** Drop-tail queue limit, bytes (default: 300 ms at the first or mean capacity, at least 16 packets). */
   queueBytes?: number;
 }
 
@@ -138,31 +138,6 @@ const RECEIVER_CLOCK_OFFSET_US = 7_654_321;
 const MAX_ENTRIES_PER_FRAME = 32;
 const MAX_FEEDBACK_DATAGRAM = 1100;
 
-/** Builds a delivery trace for packets of `packetBytes` from a capacity schedule. */
-export function scheduleTrace(
-  steps: { atMs: number; bps: number }[],
-  untilMs: number,
-  packetBytes: number,
-): DeliveryTrace {
-  if (steps.length === 0 || steps[0].atMs !== 0) {
-    throw new RangeError("scheduleTrace: the first step must be at 0 ms");
-  }
-  const times: number[] = [];
-  let t = 0;
-  for (let i = 0; i < steps.length; i++) {
-    const end = i + 1 < steps.length ? steps[i + 1].atMs : untilMs;
-    const gap = (packetBytes * 8 * 1000) / steps[i].bps;
-    if (!(gap > 0 && Number.isFinite(gap))) throw new RangeError("scheduleTrace: bad rate");
-    if (t < steps[i].atMs) t = steps[i].atMs;
-    while (t + gap <= end) {
-      t += gap;
-      times.push(t);
-    }
-  }
-  if (times.length === 0) times.push(untilMs);
-  return new DeliveryTrace(times);
-}
-
 /** Capacity per bin in bit/s for packets of `packetBytes` (one per opportunity). */
 function capacityBins(
   trace: DeliveryTrace | undefined,
@@ -199,6 +174,116 @@ function growable(): { push(x: number): void; done(): Float64Array } {
     done: () => buf.slice(0, n),
   };
 }
+
+/**
+ * A byte-accurate bottleneck whose rate follows a piecewise-constant
+ * schedule: a drop-tail queue in bytes, serialization at the rate in force
+ * (integrated across steps), then the core/sim `Link` for propagation delay,
+ * jitter and random loss. (A trace-driven `Link` gives every packet a whole
+ * 1500-byte slot, which would make small feedback packets cost as much as
+ * media; a real rate limiter does not.)
+ */
+class SchedulePath {
+  readonly #steps: { atMs: number; bps: number }[];
+  readonly #limit: number;
+  readonly #link: Link;
+  #queue: { depart: number; d: Uint8Array }[] = [];
+  #head = 0;
+  #queued = 0;
+  #busyUntil = 0;
+  droppedQueue = 0;
+
+  constructor(steps: { atMs: number; bps: number }[], queueBytes: number, link: Link) {
+    if (steps.length === 0 || steps[0].atMs !== 0) {
+      throw new RangeError("schedule: the first step must be at 0 ms");
+    }
+    for (const x of steps) {
+      if (!(x.bps > 0 && Number.isFinite(x.bps))) throw new RangeError("schedule: bad rate");
+    }
+    this.#steps = steps;
+    this.#limit = queueBytes;
+    this.#link = link;
+  }
+
+  /** Capacity at `t` ms, bit/s. */
+  rateAt(t: number): number {
+    let r = this.#steps[0].bps;
+    for (const x of this.#steps) if (x.atMs <= t) r = x.bps;
+    return r;
+  }
+
+  /** When `bytes` starting at `start` finish serializing, ms. */
+  #finish(start: number, bytes: number): number {
+    let t = start, bits = bytes * 8;
+    for (;;) {
+      const rate = this.rateAt(t);
+      const nextStep = this.#steps.find((x) => x.atMs > t)?.atMs ?? Infinity;
+      const done = t + (bits * 1000) / rate;
+      if (done <= nextStep) return done;
+      bits -= ((nextStep - t) * rate) / 1000;
+      t = nextStep;
+    }
+  }
+
+  #advance(now: number): void {
+    while (this.#head < this.#queue.length && this.#queue[this.#head].depart <= now) {
+      const x = this.#queue[this.#head++];
+      this.#queued -= x.d.length;
+      this.#link.send(x.d, x.depart);
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  send(d: Uint8Array, now: number): void {
+    this.#advance(now);
+    if (this.#queued + d.length > this.#limit) {
+      this.droppedQueue++;
+      return;
+    }
+    const depart = this.#finish(Math.max(now, this.#busyUntil), d.length);
+    this.#busyUntil = depart;
+    this.#queue.push({ depart, d: d.slice() });
+    this.#queued += d.length;
+  }
+
+  receive(now: number): Uint8Array[] {
+    this.#advance(now);
+    return this.#link.receive(now);
+  }
+
+  nextEvent(): number | undefined {
+    const q = this.#queue[this.#head]?.depart;
+    const l = this.#link.nextArrival();
+    if (q === undefined) return l;
+    return l === undefined ? q : Math.min(q, l);
+  }
+
+  get stats(): Link["stats"] {
+    return { ...this.#link.stats, droppedQueue: this.#link.stats.droppedQueue + this.droppedQueue };
+  }
+}
+
+/** A plain core/sim Link (unlimited or trace-driven) behind the same interface. */
+class LinkPath {
+  constructor(readonly link: Link) {}
+  send(d: Uint8Array, now: number): void {
+    this.link.send(d, now);
+  }
+  receive(now: number): Uint8Array[] {
+    return this.link.receive(now);
+  }
+  nextEvent(): number | undefined {
+    return this.link.nextArrival();
+  }
+  get stats(): Link["stats"] {
+    return this.link.stats;
+  }
+}
+
+type Path = SchedulePath | LinkPath;
 
 interface FrameTrack {
   captureMs: number;
@@ -301,30 +386,46 @@ export function runHarness(config: HarnessConfig): HarnessResult {
   };
   const rng = new Rng(cfg.seed);
   const bins = Math.ceil(cfg.durationMs / cfg.binMs);
-  const makeLink = (p: PathSpec): [Link, DeliveryTrace | undefined] => {
-    let trace: DeliveryTrace | undefined;
-    let firstBps: number | undefined;
-    if (p.capacity.kind === "schedule") {
-      trace = scheduleTrace(p.capacity.steps, cfg.durationMs + 60_000, cfg.packetBytes);
-      firstBps = p.capacity.steps[0].bps;
-    } else if (p.capacity.kind === "trace") {
-      trace = p.capacity.trace;
-      firstBps = trace.meanCapacityBps;
-    }
-    const link = new Link({
+  const makePath = (p: PathSpec): [Path, Float64Array] => {
+    const base = {
       delayMs: p.delayMs,
       jitterMs: p.jitterMs ?? 0,
       reorder: false,
       duplicateProbability: 0,
-      loss: p.loss ?? { kind: "none" },
+      loss: p.loss ?? { kind: "none" as const },
+    };
+    const caps = new Float64Array(bins);
+    if (p.capacity.kind === "schedule") {
+      const steps = p.capacity.steps;
+      const path = new SchedulePath(
+        steps,
+        p.queueBytes ?? Math.max(16 * 1500, (steps[0].bps * 0.3) / 8),
+        new Link(base, rng.fork()),
+      );
+      // Exact mean capacity over each bin.
+      for (let i = 0; i < bins; i++) {
+        const t0 = i * cfg.binMs, t1 = t0 + cfg.binMs;
+        let bits = 0;
+        for (let j = 0; j < steps.length; j++) {
+          const a = Math.max(t0, steps[j].atMs);
+          const b = Math.min(t1, j + 1 < steps.length ? steps[j + 1].atMs : Infinity);
+          if (b > a) bits += ((b - a) * steps[j].bps) / 1000;
+        }
+        caps[i] = (bits * 1000) / cfg.binMs;
+      }
+      return [path, caps];
+    }
+    const trace = p.capacity.kind === "trace" ? p.capacity.trace : undefined;
+    const link = new Link({
+      ...base,
       trace,
       queueBytes: p.queueBytes ??
-        (firstBps !== undefined ? Math.max(16 * 1500, (firstBps * 0.3) / 8) : undefined),
+        (trace !== undefined ? Math.max(16 * 1500, (trace.meanCapacityBps * 0.3) / 8) : undefined),
     }, rng.fork());
-    return [link, trace];
+    return [new LinkPath(link), capacityBins(trace, bins, cfg.binMs, cfg.packetBytes)];
   };
-  const [ab, abTrace] = makeLink(cfg.forward);
-  const [ba, baTrace] = makeLink(cfg.backward);
+  const [ab, abCaps] = makePath(cfg.forward);
+  const [ba, baCaps] = makePath(cfg.backward);
   const flows = cfg.flows.map((s, i) => new Flow(i, s, bins, cfg, rng.fork()));
   const binOf = (t: number) => Math.min(bins - 1, Math.max(0, Math.floor(t / cfg.binMs)));
   const linkTo = (dir: "a->b" | "b->a", reverse: boolean) => (dir === "a->b") !== reverse ? ab : ba;
@@ -522,7 +623,7 @@ export function runHarness(config: HarnessConfig): HarnessResult {
     // Next event time.
     let next = cfg.durationMs;
     for (const l of [ab, ba]) {
-      const t = l.nextArrival();
+      const t = l.nextEvent();
       if (t !== undefined) next = Math.min(next, t);
     }
     for (const f of flows) {
@@ -558,8 +659,8 @@ export function runHarness(config: HarnessConfig): HarnessResult {
   return {
     binMs: cfg.binMs,
     bins,
-    forwardCapacityBps: capacityBins(abTrace, bins, cfg.binMs, cfg.packetBytes),
-    backwardCapacityBps: capacityBins(baTrace, bins, cfg.binMs, cfg.packetBytes),
+    forwardCapacityBps: abCaps,
+    backwardCapacityBps: baCaps,
     delayMs: { forward: cfg.forward.delayMs, backward: cfg.backward.delayMs },
     flows: flows.map((f) => ({
       spec: f.spec,
