@@ -20,7 +20,8 @@
  *   EWMA of the loss rate and of the mean burst length, plugged into a
  *   Gilbert-Elliott loss-count distribution (the binomial tail when bursts
  *   are those of independent loss), smallest m whose residual frame-loss
- *   probability is <= 0.1%, capped at 50% overhead.
+ *   probability is <= 0.1%, capped at 50% overhead (core/fec/adaptive.ts,
+ *   the policy the session uses).
  *
  * The recovered/not decision uses the codes' erasure properties (proven by
  * core/fec tests); the first `--verify` frames of every scenario are also
@@ -35,6 +36,7 @@ import {
   encodeParity as rsEncode,
   reconstruct as rsReconstruct,
 } from "../core/fec/reed_solomon.ts";
+import { AdaptiveFecPolicy, DEFAULT_ADAPTIVE_FEC } from "../core/fec/adaptive.ts";
 import { encodeParity as xorEncode, reconstruct as xorReconstruct } from "../core/fec/xor.ts";
 import { gilbertElliott, Link, type LossModel } from "../core/sim/link.ts";
 import { Rng } from "../core/sim/rng.ts";
@@ -50,11 +52,8 @@ const VERIFY = flag("verify", 300);
 const PACKET = 1200;
 const FPS = 60;
 const OVERHEAD = 0.2;
-const TARGET_RESIDUAL = 0.001;
-const MAX_OVERHEAD = 0.5;
+const TARGET_RESIDUAL = DEFAULT_ADAPTIVE_FEC.targetResidual;
 const FEEDBACK_LAG_FRAMES = 3;
-/** EWMA weight per packet of the adaptive estimator (a window of ~2000 packets). */
-const ALPHA = 1 / 2000;
 
 interface Stream {
   name: string;
@@ -160,69 +159,6 @@ function rsFrame(lost: boolean[], k: number, m: number, data?: Uint8Array[]): bo
   return ok;
 }
 
-/**
- * P(more than m of k + m packets lost) under a Gilbert-Elliott chain with
- * mean loss p and mean burst b (loss 1 in the bad state, 0 in the good one,
- * started in its stationary distribution), for every m in 0..maxM. With
- * b = 1 / (1 - p) the chain is memoryless and this is the binomial tail.
- */
-function residualByParity(k: number, maxM: number, p: number, b: number): number[] {
-  const n = k + maxM;
-  const pBG = Math.min(1, 1 / b);
-  const pGB = Math.min(1, (p * pBG) / (1 - p));
-  const pi = pGB / (pGB + pBG);
-  let good = new Float64Array(n + 2), bad = new Float64Array(n + 2);
-  good[0] = 1 - pi;
-  bad[0] = pi;
-  const out: number[] = [];
-  for (let t = 1; t <= n; t++) {
-    // Packet t is lost iff the chain is bad; then the chain moves on.
-    const ng = new Float64Array(n + 2), nb = new Float64Array(n + 2);
-    for (let l = 0; l < t; l++) {
-      const g = good[l], x = bad[l];
-      ng[l] += g * (1 - pGB);
-      nb[l] += g * pGB;
-      ng[l + 1] += x * pBG;
-      nb[l + 1] += x * (1 - pBG);
-    }
-    good = ng;
-    bad = nb;
-    if (t >= k) {
-      const m = t - k;
-      let ok = 0;
-      for (let l = 0; l <= m; l++) ok += good[l] + bad[l];
-      out.push(Math.max(0, 1 - ok));
-    }
-  }
-  return out;
-}
-
-/** Sender-side loss estimator fed by (delayed) receiver reports. */
-class LossEstimator {
-  p = 0.02;
-  runs = 0.02 / 1.02;
-  #prevLost = false;
-  observe(lost: boolean[]): void {
-    for (const l of lost) {
-      const start = l && !this.#prevLost;
-      this.p += ALPHA * ((l ? 1 : 0) - this.p);
-      this.runs += ALPHA * ((start ? 1 : 0) - this.runs);
-      this.#prevLost = l;
-    }
-  }
-  get burst(): number {
-    return this.runs > 0 ? Math.max(1, this.p / this.runs) : 1;
-  }
-  parityFor(k: number): number {
-    const cap = Math.max(1, Math.floor(MAX_OVERHEAD * k));
-    const p = Math.min(0.5, Math.max(0.002, this.p));
-    const b = Math.max(this.burst, 1 / (1 - p));
-    const tail = residualByParity(k, cap, p, b);
-    for (let m = 1; m <= cap; m++) if (tail[m] <= TARGET_RESIDUAL) return m;
-    return cap;
-  }
-}
-
 interface Result {
   none: number;
   xor: number;
@@ -241,7 +177,7 @@ function run(stream: Stream, sc: Scenario, seed: number): Result {
   const lossXor = new LossProcess(sc.loss, seed + 1);
   const lossRs = new LossProcess(sc.loss, seed + 2);
   const lossAd = new LossProcess(sc.loss, seed + 3);
-  const est = new LossEstimator();
+  const est = new AdaptiveFecPolicy();
   const pending: boolean[][] = [];
   let none = 0, xor = 0, rs = 0, ad = 0, adParity = 0;
   for (let f = 0; f < FRAMES; f++) {

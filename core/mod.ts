@@ -15,3 +15,4 @@ export * from "./session.ts";
 export * from "./media_lane.ts";
 export * from "./stream.ts";
 export * from "./clock_extension.ts";
+export * from "./delta/mod.ts";

@@ -83,3 +83,9 @@ export function codecFor(scheme: FecScheme): FecCodec {
 }
 
 export { DEFAULT_VIDEO_FEC, FecReceiver, protectFrame, type VideoFecConfig } from "./video.ts";
+export {
+  type AdaptiveFecConfig,
+  AdaptiveFecPolicy,
+  DEFAULT_ADAPTIVE_FEC,
+  residualByParity,
+} from "./adaptive.ts";
