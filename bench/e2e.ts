@@ -208,7 +208,7 @@ async function runOnce(width: number, height: number): Promise<RunResult> {
     const probe = await XProbe.start(xvfb.display, { pattern: true, fps: FPS });
     cleanup.push(() => probe.stop());
     const hostIdentity = generateIdentity();
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display: xvfb.display,
       fps: FPS,

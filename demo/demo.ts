@@ -104,7 +104,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       cleanup.push(() => probe!.stop());
     }
     const hostIdentity = generateIdentity();
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display,
       fps,

@@ -15,7 +15,8 @@
  */
 
 import type { IdentityKeyPair } from "../crypto/identity.ts";
-import { CloseCode } from "../core/frames.ts";
+import { CloseCode, KeyframeReason } from "../core/frames.ts";
+import type { MediaArrival, MediaLaneState } from "../core/media_lane.ts";
 import type { EncodedFrame } from "../core/fragment.ts";
 import type { RttSnapshot } from "../core/rtt.ts";
 import {
@@ -154,6 +155,8 @@ export interface ListenOptions extends DriverOptions {
   port: number;
   /** Sessions served at once, handshaking ones included (default {@linkcode DEFAULT_MAX_PEERS}). */
   maxPeers?: number;
+  /** Serve on this (unstarted) socket instead of binding one; `hostname`/`port` are then ignored. */
+  socket?: UdpSocket;
 }
 
 /** How a driver reaches its socket. */
@@ -393,10 +396,28 @@ export class SessionDriver {
     return queued;
   }
 
-  /** Asks the peer for a keyframe. */
-  requestKeyframe(): void {
-    this.session.requestKeyframe();
+  /**
+   * Asks the peer for a keyframe. A media receiver running in another thread
+   * passes the last frame it completed.
+   */
+  requestKeyframe(lastCompleteFrameId?: number): void {
+    this.session.requestKeyframe(KeyframeReason.Loss, lastCompleteFrameId);
     this.#scheduleFlush(true);
+  }
+
+  /**
+   * Hands the media lane to other threads (see `Session.detachMedia`): the
+   * returned state rebuilds a `MediaSender` / `MediaReceiver` in a worker,
+   * which then uses this session's peer address on the same socket.
+   */
+  detachMedia(): MediaLaneState {
+    return this.session.detachMedia();
+  }
+
+  /** Receive times from a media receiver running in another thread, for FEEDBACK. */
+  reportMediaArrivals(arrivals: readonly MediaArrival[], lostTotal: number): void {
+    this.session.reportMediaArrivals(arrivals, lostTotal, performance.now());
+    this.#scheduleFlush(false);
   }
 
   /** Changes the send pacing (e.g. from congestion control); unset fields keep their value. */
@@ -722,9 +743,13 @@ export class SessionListener {
     this.#maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
   }
 
-  /** Binds `hostname:port` (default hostname "0.0.0.0") and starts serving. */
+  /**
+   * Binds `hostname:port` (default hostname "0.0.0.0") and starts serving;
+   * or serves on `options.socket` (e.g. a native socket shared with a media
+   * worker), which the listener then owns and closes.
+   */
   static listen(options: ListenOptions): SessionListener {
-    const socket = UdpSocket.bind(options.hostname ?? "0.0.0.0", options.port);
+    const socket = options.socket ?? UdpSocket.bind(options.hostname ?? "0.0.0.0", options.port);
     const listener = new SessionListener(socket, options);
     socket.start((datagram, from, now) => listener.#onDatagram(datagram, from, now));
     return listener;

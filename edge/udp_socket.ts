@@ -2,8 +2,14 @@
  * One bound UDP socket with a receive loop, fire-and-forget sends that are
  * still tracked (so closing waits for them), and counters.
  *
+ * Two backends: Deno's own socket (`UdpSocket.bind`), and a native socket
+ * opened through the FFI shim (`UdpSocket.native`) whose descriptor other
+ * workers can share, so the media lane is sent from another thread on the
+ * same port (edge/native_udp.ts).
+ *
  * @module
  */
+import type { NativeUdpSocket } from "./native_udp.ts";
 
 /** A UDP peer: an IP address (or name) and a port. */
 export interface PeerAddress {
@@ -69,7 +75,9 @@ export class UdpSocket {
   };
   /** The address the socket is bound to (the real port when bound to port 0). */
   readonly addr: PeerAddress;
-  readonly #conn: Deno.DatagramConn;
+  /** The native socket, when this one is backed by the FFI shim (share its `fd` with workers). */
+  readonly native: NativeUdpSocket | undefined;
+  readonly #conn: Deno.DatagramConn | undefined;
   readonly #sendQueue: { datagram: Uint8Array; to: PeerAddress; onError?: (e: unknown) => void }[] =
     [];
   #sending: Promise<void> | undefined;
@@ -77,16 +85,29 @@ export class UdpSocket {
   #closing: Promise<void> | undefined;
   #closed = false;
 
-  private constructor(conn: Deno.DatagramConn) {
+  private constructor(conn: Deno.DatagramConn | undefined, native: NativeUdpSocket | undefined) {
     this.#conn = conn;
-    const addr = conn.addr as Deno.NetAddr;
-    this.addr = { hostname: addr.hostname, port: addr.port };
+    this.native = native;
+    if (conn !== undefined) {
+      const addr = conn.addr as Deno.NetAddr;
+      this.addr = { hostname: addr.hostname, port: addr.port };
+    } else {
+      this.addr = { ...native!.localAddr };
+    }
   }
 
   /** Binds a UDP socket on `hostname:port` (port 0: an ephemeral port). */
   static bind(hostname: string, port: number): UdpSocket {
     assertUdpAvailable();
-    return new UdpSocket(Deno.listenDatagram({ hostname, port, transport: "udp" }));
+    return new UdpSocket(Deno.listenDatagram({ hostname, port, transport: "udp" }), undefined);
+  }
+
+  /**
+   * Wraps a native socket (opened here or attached from another worker).
+   * Closing this UdpSocket closes the native one (for an attached one: lets go of it).
+   */
+  static native(socket: NativeUdpSocket): UdpSocket {
+    return new UdpSocket(undefined, socket);
   }
 
   /** Whether {@linkcode UdpSocket.close} was called. */
@@ -101,8 +122,38 @@ export class UdpSocket {
    */
   send(datagram: Uint8Array, to: PeerAddress, onError?: (error: unknown) => void): void {
     if (this.#closed) return;
+    if (this.native !== undefined) {
+      // A native send never blocks (nonblocking socket): it happens now, in call order.
+      this.#sendNative(this.native, datagram, to, onError);
+      return;
+    }
     this.#sendQueue.push({ datagram, to, onError });
     this.#sending ??= this.#sendLoop();
+  }
+
+  #sendNative(
+    native: NativeUdpSocket,
+    datagram: Uint8Array,
+    to: PeerAddress,
+    onError?: (error: unknown) => void,
+  ): void {
+    this.counters.datagramsSent++;
+    this.counters.bytesSent += datagram.length;
+    let error: unknown;
+    try {
+      if (native.send(datagram, to)) return;
+      error = new Error(
+        `send to ${formatAddress(to)} refused (errno ${native.counters.lastSendErrno})`,
+      );
+    } catch (thrown) {
+      error = thrown;
+    }
+    this.counters.sendErrors++;
+    try {
+      onError?.(error);
+    } catch {
+      // a failing error handler must not break the caller
+    }
   }
 
   async #sendLoop(): Promise<void> {
@@ -111,7 +162,7 @@ export class UdpSocket {
       this.counters.datagramsSent++;
       this.counters.bytesSent += next.datagram.length;
       try {
-        await this.#conn.send(next.datagram, {
+        await this.#conn!.send(next.datagram, {
           transport: "udp",
           hostname: next.to.hostname,
           port: next.to.port,
@@ -136,10 +187,12 @@ export class UdpSocket {
   }
 
   async #receiveLoop(handler: DatagramHandler): Promise<void> {
+    if (this.native !== undefined) return await this.#nativeReceiveLoop(this.native, handler);
+    const conn = this.#conn!;
     while (!this.#closed) {
       let received: [Uint8Array, Deno.Addr];
       try {
-        received = await this.#conn.receive();
+        received = await conn.receive();
       } catch (error) {
         if (this.#closed || error instanceof Deno.errors.BadResource) return;
         // e.g. ECONNREFUSED left behind by an ICMP error: the socket itself is fine.
@@ -159,6 +212,38 @@ export class UdpSocket {
     }
   }
 
+  async #nativeReceiveLoop(native: NativeUdpSocket, handler: DatagramHandler): Promise<void> {
+    let reuse: ArrayBuffer | undefined;
+    while (!this.#closed) {
+      let batch;
+      try {
+        batch = await native.receiveBatch(64, -1, { reuse });
+      } catch {
+        if (this.#closed || native.closed) return;
+        this.counters.receiveErrors++;
+        continue;
+      }
+      if (batch.closed) return;
+      const now = performance.now();
+      for (let i = 0; i < batch.count; i++) {
+        if (batch.truncated(i)) {
+          this.counters.receiveErrors++;
+          continue;
+        }
+        // The handler may keep the bytes (a queued handshake): give it its own copy.
+        const datagram = batch.datagram(i).slice();
+        this.counters.datagramsReceived++;
+        this.counters.bytesReceived += datagram.length;
+        try {
+          handler(datagram, batch.source(i), now);
+        } catch {
+          this.counters.handlerExceptions++;
+        }
+      }
+      reuse = batch.buffer;
+    }
+  }
+
   /** Waits for sends in flight, then closes the socket and ends the receive loop. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -170,10 +255,11 @@ export class UdpSocket {
     while (this.#sending !== undefined) await this.#sending;
     this.#closed = true;
     try {
-      this.#conn.close();
+      this.#conn?.close();
     } catch {
       // already closed
     }
+    await this.native?.close();
     await this.#loop;
   }
 }

@@ -2,9 +2,16 @@
  * The Wavry host: listens for RIFT clients, streams the display to every
  * accepted client and injects their input.
  *
- * Capture and encode run in the media worker (host/media_worker.ts); this
- * thread only moves packets and injects input (a few µs per event), so a busy
- * encoder never delays a key press.
+ * Four threads, one UDP socket (opened here through the FFI shim and shared
+ * by descriptor, edge/native_udp.ts):
+ * - the **input worker** (host/input_worker.ts) reads the socket, runs every
+ *   client's session lane and injects their input;
+ * - the **media send worker** (host/media_send_worker.ts) seals, protects
+ *   and paces every client's media lane onto the same socket;
+ * - the **capture worker** (host/media_worker.ts) captures and encodes;
+ * - this thread only orchestrates: it starts capture for the first client,
+ *   moves each encoded frame (by transfer) to the media send worker, and
+ *   sends stats once a second. It does no per-packet work.
  *
  * @module
  */
@@ -13,14 +20,13 @@ import { encodeControl, HostErrorCode } from "../core/stream.ts";
 import { CloseCode } from "../core/frames.ts";
 import type { SessionConfig } from "../core/session.ts";
 import { StreamMetrics } from "../edge/metrics.ts";
-import { type PeerAddress, type SessionDriver, SessionListener } from "../edge/udp_session.ts";
-import { monotonicMicros } from "../media/clock.ts";
-import { XTestInputInjector } from "../media/linux/input_xtest.ts";
+import { NativeUdpSocket } from "../edge/native_udp.ts";
+import type { PeerAddress } from "../edge/udp_socket.ts";
 import { DEFAULT_MONITOR, PulseAudioSource } from "../media/linux/audio_pulse.ts";
 import { OpusEncoder } from "../media/opus.ts";
-import { encodeClockExtension } from "../core/clock_extension.ts";
-import { InputApplier } from "./input_applier.ts";
-import { MediaPipeline, toEncodedFrame } from "./media_pipeline.ts";
+import { InputWorker } from "./input_worker_handle.ts";
+import { MediaSendWorker } from "./media_send.ts";
+import { MediaPipeline } from "./media_pipeline.ts";
 
 /** How to run a host. */
 export interface HostOptions {
@@ -34,8 +40,8 @@ export interface HostOptions {
   bitrateBps: number;
   /** The host's identity. */
   identity: IdentityKeyPair;
-  /** Which client identities may connect (default: any). */
-  acceptClient?: (identity: Uint8Array) => boolean;
+  /** Which client identities (Ed25519 public keys) may connect (default: any). */
+  allowedClients?: Uint8Array[];
   /**
    * Desktop audio: recorded from this PulseAudio source (default: the default sink's monitor)
    * and sent as Opus. Off when undefined; when it cannot open, the host logs why and streams
@@ -49,18 +55,23 @@ export interface HostOptions {
 }
 
 interface Client {
-  readonly driver: SessionDriver;
-  readonly applier: InputApplier;
+  readonly id: number;
+  readonly remote: PeerAddress;
+  /** Resolves when the session ends. */
+  readonly closed: Promise<void>;
+  readonly onClosed: () => void;
 }
 
 /** A running host. */
 export class WavryHost {
   /** Host-side figures. */
   readonly metrics: StreamMetrics = new StreamMetrics("host");
-  readonly #listener: SessionListener;
+  readonly #socket: NativeUdpSocket;
   readonly #options: HostOptions;
-  readonly #clients = new Set<Client>();
-  readonly #injector: XTestInputInjector;
+  readonly #clients = new Map<number, Client>();
+  #input!: InputWorker;
+  #media!: MediaSendWorker;
+  readonly #encodeEndUs = new Map<number, number>();
   #pipeline: MediaPipeline | undefined;
   #stopped = false;
   #framesSent = 0;
@@ -72,42 +83,67 @@ export class WavryHost {
   readonly #encodeMs: number[] = [];
   readonly #captureMs: number[] = [];
 
-  private constructor(
-    listener: SessionListener,
-    injector: XTestInputInjector,
-    options: HostOptions,
-  ) {
-    this.#listener = listener;
-    this.#injector = injector;
+  private constructor(socket: NativeUdpSocket, options: HostOptions) {
+    this.#socket = socket;
     this.#options = options;
   }
 
-  /** Starts listening; capture starts with the first client and stops with the last. */
-  static start(options: HostOptions): WavryHost {
-    const injector = XTestInputInjector.open({ display: options.display });
-    const monoMinusPerfUs = monotonicMicros() - performance.now() * 1000;
-    let listener: SessionListener;
+  /**
+   * Opens the socket and starts the input and media send workers; capture
+   * starts with the first client and stops with the last. Rejects (with
+   * everything released) when the socket, the X display or a worker cannot start.
+   */
+  static async start(options: HostOptions): Promise<WavryHost> {
+    const socket = NativeUdpSocket.open({
+      hostname: options.listen.hostname ?? "0.0.0.0",
+      port: options.listen.port,
+    });
+    const host = new WavryHost(socket, options);
     try {
-      listener = SessionListener.listen({
-        hostname: options.listen.hostname,
-        port: options.listen.port,
-        identity: options.identity,
-        acceptPeer: options.acceptClient,
-        config: options.sessionConfig,
-        extension: encodeClockExtension(monoMinusPerfUs),
-      });
+      await host.#startWorkers();
     } catch (error) {
-      injector.close();
+      await host.#input?.stop();
+      await host.#media?.stop();
+      await socket.close();
       throw error;
     }
-    const host = new WavryHost(listener, injector, options);
-    host.#acceptLoop();
     return host;
+  }
+
+  async #startWorkers(): Promise<void> {
+    this.#media = await MediaSendWorker.start(this.#socket.fd, {
+      onFrameSent: (frameId, handedUs) => {
+        const encodeEndUs = this.#encodeEndUs.get(frameId);
+        this.#encodeEndUs.delete(frameId);
+        if (encodeEndUs !== undefined) {
+          this.metrics.stage("send_queue", (handedUs - encodeEndUs) / 1000);
+        }
+      },
+      onError: (message) => this.#log(`media send worker: ${message}`),
+    });
+    this.#input = await InputWorker.start({
+      fd: this.#socket.fd,
+      identity: this.#options.identity,
+      allowedClients: this.#options.allowedClients,
+      sessionConfig: this.#options.sessionConfig,
+      display: this.#options.display,
+    }, {
+      onClient: (id, remote, _peer, lane) => {
+        this.#media.add(id, lane, remote);
+        this.#serve(id, remote);
+      },
+      onClosed: (id, reason) => {
+        this.#log(`client disconnected: ${reason}`);
+        this.#clients.get(id)?.onClosed();
+      },
+      onKeyframeRequest: () => this.#pipeline?.requestKeyframe(),
+      onLog: (line) => this.#log(line),
+    });
   }
 
   /** The bound UDP address. */
   get addr(): PeerAddress {
-    return this.#listener.addr;
+    return { ...this.#socket.localAddr };
   }
 
   /** Clients being served. */
@@ -124,67 +160,33 @@ export class WavryHost {
     this.#options.log?.(line);
   }
 
-  async #acceptLoop(): Promise<void> {
-    for await (const driver of this.#listener.accept()) {
-      if (this.#stopped) {
-        await driver.close();
-        continue;
-      }
-      this.#serve(driver);
-    }
-  }
-
-  /** Serves one client until its session ends; never throws (the accept loop does not wait for it). */
-  async #serve(driver: SessionDriver): Promise<void> {
-    let screen = { width: 1, height: 1 };
+  /** Serves one client until its session ends; never throws. */
+  async #serve(id: number, remote: PeerAddress): Promise<void> {
+    let onClosed!: () => void;
+    const closed = new Promise<void>((resolve) => onClosed = resolve);
+    const client: Client = { id, remote, closed, onClosed };
+    this.#clients.set(id, client);
+    this.#log(`client ${remote.hostname}:${remote.port} connected`);
     try {
-      screen = this.#injector.screenSize();
-    } catch {
-      // The display is gone; starting the pipeline below reports it to the client.
-    }
-    const client: Client = {
-      driver,
-      applier: new InputApplier(this.#injector, {
-        area: () => ({
-          x: 0,
-          y: 0,
-          width: this.#pipeline?.width ?? screen.width,
-          height: this.#pipeline?.height ?? screen.height,
-        }),
-      }),
-    };
-    this.#clients.add(client);
-    this.#log(`client ${driver.remote.hostname}:${driver.remote.port} connected`);
-    try {
+      if (this.#stopped) throw new Error("the host is stopping");
       const pipeline = await this.#ensurePipeline();
-      driver.sendControl(encodeControl(pipeline.streamConfig()));
+      this.#input.setArea({ x: 0, y: 0, width: pipeline.width, height: pipeline.height });
+      this.#input.sendControl(id, encodeControl(pipeline.streamConfig()));
       // A client that joins mid-stream starts at a keyframe.
       pipeline.requestKeyframe();
-      for await (const event of driver.events()) {
-        if (event.type === "input") {
-          const applied = client.applier.apply(event.data);
-          if (applied.ok) driver.sendControl(applied.value.replyBytes);
-        } else if (event.type === "keyframe-request") {
-          this.#pipeline?.requestKeyframe();
-        } else if (event.type === "closed") {
-          this.#log(`client disconnected: ${event.reason || `code ${event.code}`}`);
-        }
-      }
+      await closed;
     } catch (error) {
       const message = (error as Error).message;
       this.#log(`client session failed: ${message}`);
-      driver.sendControl(
+      this.#input.sendControl(
+        id,
         encodeControl({ type: "error", code: HostErrorCode.CaptureFailed, text: message }),
       );
-      await driver.close(CloseCode.ProtocolError, `host media failed: ${message}`).catch(() => {});
+      this.#input.close(id, CloseCode.ProtocolError, `host media failed: ${message}`);
+      await closed;
     } finally {
-      // Nothing stays pressed for a client that went away (unless the display went with it).
-      try {
-        client.applier.releaseAll();
-      } catch (error) {
-        this.#log(`releasing input failed: ${(error as Error).message}`);
-      }
-      this.#clients.delete(client);
+      this.#media.remove(id);
+      this.#clients.delete(id);
       if (this.#clients.size === 0) await this.#stopPipeline();
     }
   }
@@ -229,11 +231,9 @@ export class WavryHost {
         code: HostErrorCode.CaptureFailed,
         text: message,
       });
-      for (const client of this.#clients) {
-        client.driver.sendControl(notice);
-        client.driver.close(CloseCode.ProtocolError, `host media failed: ${message}`).catch(
-          () => {},
-        );
+      for (const id of this.#clients.keys()) {
+        this.#input.sendControl(id, notice);
+        this.#input.close(id, CloseCode.ProtocolError, `host media failed: ${message}`);
       }
     }
   }
@@ -241,10 +241,14 @@ export class WavryHost {
   async #sendFrames(pipeline: MediaPipeline): Promise<void> {
     let lastStats = performance.now();
     for await (const frame of pipeline.frames()) {
-      const handedUs = monotonicMicros();
-      const encoded = toEncodedFrame(frame, handedUs);
-      for (const client of this.#clients) client.driver.sendVideoFrame(encoded);
       const t = frame.timing;
+      const bytes = frame.payload.length;
+      this.#encodeEndUs.set(frame.frameId, t.encodeEndUs);
+      if (this.#encodeEndUs.size > 256) {
+        this.#encodeEndUs.delete(this.#encodeEndUs.keys().next().value!);
+      }
+      // The payload moves to the media send worker (transferred, no copy), which stamps it.
+      this.#media.sendFrame(frame);
       const captureMs = (t.captureEndUs - frame.captureTimeUs) / 1000;
       const encodeMs = (t.encodeEndUs - t.encodeStartUs) / 1000;
       this.#framesSent++;
@@ -252,8 +256,7 @@ export class WavryHost {
       this.#remember(this.#encodeMs, encodeMs);
       this.metrics.stage("capture", captureMs);
       this.metrics.stage("encode", encodeMs);
-      this.metrics.stage("send_queue", (handedUs - t.encodeEndUs) / 1000);
-      this.metrics.frame(encoded.data.length, performance.now());
+      this.metrics.frame(bytes, performance.now());
       if (performance.now() - lastStats >= 1000) {
         lastStats = performance.now();
         this.#sendStats(pipeline);
@@ -273,7 +276,7 @@ export class WavryHost {
         return s === undefined ? [] : [{ name, p50Us: Math.round(s.p50 * 1000) }];
       }),
     });
-    for (const client of this.#clients) client.driver.sendControl(message);
+    for (const id of this.#clients.keys()) this.#input.sendControl(id, message);
   }
 
   #remember(series: number[], value: number): void {
@@ -329,9 +332,7 @@ export class WavryHost {
       while (!signal.aborted) {
         const frame = await source.read();
         const packet = encoder.encode(frame.samples);
-        for (const client of this.#clients) {
-          client.driver.sendAudio(sequence, frame.captureTimeUs, packet);
-        }
+        this.#media.sendAudio(sequence, frame.captureTimeUs, packet);
         sequence = (sequence + 1) >>> 0;
         this.#audioPacketsSent++;
       }
@@ -370,9 +371,11 @@ export class WavryHost {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    await Promise.all([...this.#clients].map((c) => c.driver.close()));
+    // The input worker closes every session (CLOSE goes out) before the socket goes away.
+    await this.#input.stop();
+    for (const client of this.#clients.values()) client.onClosed();
     await this.#stopPipeline(true);
-    await this.#listener.close();
-    this.#injector.close();
+    await this.#media.stop();
+    await this.#socket.close();
   }
 }

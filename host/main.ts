@@ -46,20 +46,18 @@ const allowed = (values.allow ?? []).map((text) => {
     console.error(`wavry host: --allow ${text} is not an identity public key`);
     Deno.exit(2);
   }
-  return encodeIdentityPublicKey(key);
+  return key;
 });
 if (allowed.length === 0) {
   console.error("wavry host: no --allow given: any client identity may connect");
 }
-const host = WavryHost.start({
+const host = await WavryHost.start({
   listen: parseAddress(values.listen),
   display,
   fps: Number(values.fps),
   bitrateBps: Number(values.bitrate) * 1e6,
   identity,
-  acceptClient: allowed.length === 0
-    ? undefined
-    : (peer) => allowed.includes(encodeIdentityPublicKey(peer)),
+  allowedClients: allowed.length === 0 ? undefined : allowed,
   audio: values["no-audio"] ? undefined : { source: values["audio-source"] },
   // Reed-Solomon parity per video frame; 0.1 = one parity packet per ten (issue 5 makes it adaptive).
   sessionConfig: { fec: { ...DEFAULT_VIDEO_FEC, parityRatio: Number(values.fec) } },

@@ -20,7 +20,7 @@ Deno.test("audio: a 440 Hz tone on the host plays in the page at 440 Hz", async 
   const stops: (() => Promise<void> | void)[] = [() => xvfb.stop(), () => pulse.stop()];
   try {
     const hostIdentity = generateIdentity();
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display: xvfb.display,
       fps: 30,

@@ -110,7 +110,7 @@ Deno.test("end to end: 720p60 for 10 s in headless Chromium — frames, pixels, 
 
     const hostIdentity = generateIdentity();
     const hostLog: string[] = [];
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display: xvfb.display,
       fps: FPS,

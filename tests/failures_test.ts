@@ -55,13 +55,13 @@ Deno.test("a client with an identity the host does not accept is refused, and th
     const hostIdentity = generateIdentity();
     const good = generateIdentity(), bad = generateIdentity();
     const hostLog: string[] = [];
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display,
       fps: FPS,
       bitrateBps: 2_000_000,
       identity: hostIdentity,
-      acceptClient: (peer) => sameKey(peer, good.publicKey),
+      allowedClients: [good.publicKey],
       log: (line) => hostLog.push(line),
     });
     cleanup.defer("host", () => host.stop());
@@ -131,7 +131,7 @@ Deno.test("a client that disappears mid-stream is closed after the idle timeout;
     const display = await startDisplay(cleanup, processes);
     const hostIdentity = generateIdentity();
     const hostLog: string[] = [];
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display,
       fps: FPS,
@@ -212,7 +212,7 @@ Deno.test("a page that reloads decodes again without restarting host or client",
     const display = await startDisplay(cleanup, processes);
     const hostIdentity = generateIdentity();
     const hostLog: string[] = [];
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display,
       fps: FPS,
@@ -308,7 +308,7 @@ Deno.test("a host whose display goes away tells its clients why and keeps listen
     const probe = await XProbe.start(xvfb.display, { pattern: true, fps: FPS });
     cleanup.defer("xprobe", () => probe.stop());
     const hostLog: string[] = [];
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display: xvfb.display,
       fps: FPS,
@@ -347,7 +347,7 @@ Deno.test("a client that leaves and another that joins at once: the newcomer alw
     cleanup.defer("Xvfb", () => xvfb.stop());
     const probe = await XProbe.start(xvfb.display, { pattern: true, fps: FPS });
     cleanup.defer("xprobe", () => probe.stop());
-    const host = WavryHost.start({
+    const host = await WavryHost.start({
       listen: { hostname: "127.0.0.1", port: 0 },
       display: xvfb.display,
       fps: FPS,

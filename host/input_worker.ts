@@ -1,0 +1,222 @@
+/**
+ * The host's input worker: reads the shared UDP socket, runs the session lane
+ * of every client (handshake, input, control, acks, pings, feedback) and
+ * injects each client's input with XTest, on its own thread. Nothing here
+ * waits for capture, encode or the media lane (the media send worker), so a
+ * busy encoder or a keyframe being paced never delays a key press.
+ *
+ * Started by {@linkcode InputWorker} (`host/input_worker_handle.ts`);
+ * importing this module installs the worker's message handler. The main
+ * thread hears only about lifecycle (a client joined or left, a keyframe
+ * request, congestion feedback), never about single packets. Errors are
+ * posted as values, never thrown across the worker boundary.
+ *
+ * @module
+ */
+import type { IdentityKeyPair } from "../crypto/identity.ts";
+import type { MediaLaneState } from "../core/media_lane.ts";
+import type { FeedbackReport, SessionConfig } from "../core/session.ts";
+import { CloseCode } from "../core/frames.ts";
+import { NativeUdpSocket } from "../edge/native_udp.ts";
+import { type SessionDriver, SessionListener } from "../edge/udp_session.ts";
+import { type PeerAddress, UdpSocket } from "../edge/udp_socket.ts";
+import { XTestInputInjector } from "../media/linux/input_xtest.ts";
+import { monotonicMicros } from "../media/clock.ts";
+import { encodeClockExtension } from "../core/clock_extension.ts";
+import { InputApplier, type InputArea } from "./input_applier.ts";
+
+/** What the worker needs to serve clients. */
+export interface InputWorkerOptions {
+  /** The shared socket's descriptor (opened by the main thread). */
+  fd: number;
+  /** The host's identity. */
+  identity: IdentityKeyPair;
+  /** Client identities allowed to connect (undefined: any). */
+  allowedClients?: Uint8Array[];
+  /** Session timers. */
+  sessionConfig?: Partial<SessionConfig>;
+  /** X display to inject into. */
+  display: string;
+}
+
+/** Messages the parent sends. */
+export type InputWorkerCommand =
+  | { type: "start"; options: InputWorkerOptions }
+  | { type: "control"; id: number; data: Uint8Array }
+  | { type: "close"; id: number; code: number; reason: string }
+  | { type: "area"; area: InputArea | undefined }
+  | { type: "stop" };
+
+/** Messages the worker sends. */
+export type InputWorkerEvent =
+  | { type: "started" }
+  | {
+    type: "client";
+    id: number;
+    remote: PeerAddress;
+    peerIdentity: Uint8Array;
+    lane: MediaLaneState;
+  }
+  | { type: "keyframe-request"; id: number }
+  | { type: "feedback"; id: number; report: FeedbackReport; rttMs: number }
+  | { type: "closed"; id: number; reason: string }
+  | { type: "input-applied"; id: number; applyUs: number }
+  | { type: "log"; line: string }
+  | { type: "error"; message: string }
+  | { type: "stopped" };
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<InputWorkerCommand>) => void) | null;
+  postMessage(message: InputWorkerEvent, transfer?: Transferable[]): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+
+interface Client {
+  readonly driver: SessionDriver;
+  readonly applier: InputApplier;
+}
+
+let listener: SessionListener | undefined;
+let injector: XTestInputInjector | undefined;
+let area: InputArea | undefined;
+let nextId = 1;
+const clients = new Map<number, Client>();
+
+function post(event: InputWorkerEvent): void {
+  scope.postMessage(event);
+}
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function start(options: InputWorkerOptions): void {
+  injector = XTestInputInjector.open({ display: options.display });
+  const allowed = options.allowedClients;
+  listener = SessionListener.listen({
+    port: 0,
+    socket: UdpSocket.native(NativeUdpSocket.attach(options.fd)),
+    identity: options.identity,
+    acceptPeer: allowed === undefined
+      ? undefined
+      : (peer) => allowed.some((key) => sameKey(key, peer)),
+    config: options.sessionConfig,
+    // The session's clock is this worker's performance.now(), whose origin differs from every
+    // other thread's: the offset to CLOCK_MONOTONIC (the capture clock) must be taken here.
+    extension: encodeClockExtension(monotonicMicros() - performance.now() * 1000),
+  });
+  acceptLoop(listener);
+  post({ type: "started" });
+}
+
+async function acceptLoop(from: SessionListener): Promise<void> {
+  for await (const driver of from.accept()) serve(driver);
+}
+
+function screenArea(): InputArea {
+  if (area !== undefined) return area;
+  try {
+    const size = injector!.screenSize();
+    return { x: 0, y: 0, ...size };
+  } catch {
+    return { x: 0, y: 0, width: 1, height: 1 };
+  }
+}
+
+/** Serves one client's session lane until it ends; never throws. */
+async function serve(driver: SessionDriver): Promise<void> {
+  const id = nextId++;
+  const client: Client = {
+    driver,
+    applier: new InputApplier(injector!, { area: screenArea }),
+  };
+  clients.set(id, client);
+  let reason = "";
+  try {
+    post({
+      type: "client",
+      id,
+      remote: { ...driver.remote },
+      peerIdentity: driver.session.peerIdentity!.slice(),
+      lane: driver.detachMedia(),
+    });
+    for await (const event of driver.events()) {
+      switch (event.type) {
+        case "input": {
+          const applied = client.applier.apply(event.data);
+          if (applied.ok) {
+            driver.sendControl(applied.value.replyBytes);
+            post({ type: "input-applied", id, applyUs: applied.value.applyUs });
+          }
+          break;
+        }
+        case "keyframe-request":
+          post({ type: "keyframe-request", id });
+          break;
+        case "feedback":
+          post({
+            type: "feedback",
+            id,
+            report: event.report,
+            rttMs: driver.session.rtt.smoothedMs,
+          });
+          break;
+        case "closed":
+          reason = event.reason || `code ${event.code}`;
+          break;
+      }
+    }
+  } catch (error) {
+    reason = `session failed: ${(error as Error).message}`;
+  } finally {
+    // Nothing stays pressed for a client that went away (unless the display went with it).
+    try {
+      client.applier.releaseAll();
+    } catch (error) {
+      post({ type: "log", line: `releasing input failed: ${(error as Error).message}` });
+    }
+    clients.delete(id);
+    post({ type: "closed", id, reason });
+  }
+}
+
+async function stop(): Promise<void> {
+  await Promise.all([...clients.values()].map((c) => c.driver.close().catch(() => {})));
+  await listener?.close();
+  listener = undefined;
+  injector?.close();
+  injector = undefined;
+  post({ type: "stopped" });
+  scope.close();
+}
+
+function handle(command: InputWorkerCommand): void {
+  switch (command.type) {
+    case "start":
+      start(command.options);
+      break;
+    case "control":
+      clients.get(command.id)?.driver.sendControl(command.data);
+      break;
+    case "close":
+      clients.get(command.id)?.driver.close(command.code ?? CloseCode.Normal, command.reason)
+        .catch(() => {});
+      break;
+    case "area":
+      area = command.area;
+      break;
+    case "stop":
+      stop();
+      break;
+  }
+}
+
+scope.onmessage = (event: MessageEvent<InputWorkerCommand>) => {
+  try {
+    handle(event.data);
+  } catch (error) {
+    post({ type: "error", message: (error as Error).message });
+  }
+};
