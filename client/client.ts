@@ -161,6 +161,13 @@ export class WavryClient {
           if (applied !== undefined) this.metrics.stage("input", (applied - m.clientTimeUs) / 1000);
         } else if (m.type === "stats") {
           this.#lastHostStats = `${m.encoder} @ ${(m.targetBitrateBps / 1e6).toFixed(1)} Mbit/s`;
+          this.metrics.congestion({
+            targetBitrateBps: m.targetBitrateBps,
+            fecRatio: m.fecPermille / 1000,
+            fps: m.fps,
+            queuingDelayMs: m.queuingDelayUs / 1000,
+            state: m.congestionState,
+          });
         } else if (m.type === "error") {
           this.#lastHostStats = `error: ${m.text}`;
           this.#pushOverlay();
@@ -278,6 +285,12 @@ export class WavryClient {
       "frames dropped": s.framesDropped,
       host: this.#lastHostStats || "-",
     };
+    const c = s.congestion;
+    if (c !== undefined) {
+      overlay["target bitrate"] = `${(c.targetBitrateBps / 1e6).toFixed(2)} Mbit/s`;
+      overlay["fec ratio"] = c.fecRatio.toFixed(3);
+      overlay["congestion"] = `${c.state}, queue ${c.queuingDelayMs.toFixed(1)} ms, ${c.fps} fps`;
+    }
     for (const [stage, summary] of Object.entries(s.stages)) {
       overlay[stage] = `${summary.p50.toFixed(1)} / ${summary.p99.toFixed(1)} ms`;
     }

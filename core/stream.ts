@@ -149,9 +149,22 @@ export interface StatsMessage {
   encoder: string;
   /** Current target bitrate in bits per second (u32). */
   targetBitrateBps: number;
+  /** Frame rate being encoded (u8; lowered by congestion control when the link cannot carry more). */
+  fps: number;
+  /** FEC parity packets per data packet, in thousandths (u16). */
+  fecPermille: number;
+  /** The congestion controller's state (u8 on the wire, see {@linkcode CONGESTION_STATES}). */
+  congestionState: CongestionState;
+  /** The controller's queuing-delay estimate in µs (u32). */
+  queuingDelayUs: number;
   /** Up to 255 stage medians (may be empty). */
   stages: StageTiming[];
 }
+
+/** Congestion controller states as STATS carries them; "off" = fixed bitrate, no controller. */
+export const CONGESTION_STATES = ["off", "stable", "rising", "congested", "draining"] as const;
+/** One of {@linkcode CONGESTION_STATES}. */
+export type CongestionState = typeof CONGESTION_STATES[number];
 
 /** ERROR: a failure to report to the peer. */
 export interface ErrorMessage {
@@ -500,11 +513,17 @@ export function encodeControl(message: ControlMessage): Uint8Array {
     case "stats": {
       const encoder = utf8Bytes("encoder", message.encoder, 0, 255);
       rangeCheck("targetBitrateBps", message.targetBitrateBps, 0, 0xffffffff);
+      rangeCheck("fps", message.fps, 0, 0xff);
+      rangeCheck("fecPermille", message.fecPermille, 0, 0xffff);
+      rangeCheck("queuingDelayUs", message.queuingDelayUs, 0, 0xffffffff);
+      const state = CONGESTION_STATES.indexOf(message.congestionState);
+      if (state < 0) throw new RangeError(`unknown congestion state ${message.congestionState}`);
       if (!Array.isArray(message.stages) || message.stages.length > 255) {
         throw new RangeError("stats carry at most 255 stages");
       }
       const w = new Writer(64).u8(ControlType.Stats).u8(encoder.length).bytes(encoder)
-        .u32(message.targetBitrateBps).u8(message.stages.length);
+        .u32(message.targetBitrateBps).u8(message.fps).u16(message.fecPermille).u8(state)
+        .u32(message.queuingDelayUs).u8(message.stages.length);
       for (const stage of message.stages) {
         const name = utf8Bytes("stage name", stage.name, 1, 255);
         rangeCheck("p50Us", stage.p50Us, 0, 0xffffffff);
@@ -546,13 +565,27 @@ export function decodeControl(bytes: Uint8Array): Result<ControlMessage, StreamE
       case ControlType.Stats: {
         const encoder = r.utf8(r.u8("encoder_len"), "encoder");
         const targetBitrateBps = r.u32("target_bitrate_bps");
+        const fps = r.u8("fps");
+        const fecPermille = r.u16("fec_permille");
+        const congestionState = CONGESTION_STATES[r.u8("congestion_state")];
+        const queuingDelayUs = r.u32("queuing_delay_us");
         const count = r.u8("stage_count");
         const stages: StageTiming[] = [];
         for (let i = 0; i < count; i++) {
           const name = r.utf8(r.u8("name_len"), "stage name", 1);
           stages.push({ name, p50Us: r.u32("p50_us") });
         }
-        return { type: "stats", encoder, targetBitrateBps, stages };
+        // An unknown state reads as "off" rather than failing the whole message.
+        return {
+          type: "stats",
+          encoder,
+          targetBitrateBps,
+          fps,
+          fecPermille,
+          congestionState: congestionState ?? "off",
+          queuingDelayUs,
+          stages,
+        };
       }
       case ControlType.Error: {
         const code = r.u16("code");

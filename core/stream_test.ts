@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Result } from "./result.ts";
 import {
+  CONGESTION_STATES,
   type ControlMessage,
   decodeControl,
   decodeInput,
@@ -75,10 +76,14 @@ Deno.test("STATS is byte-exact", () => {
     type: "stats",
     encoder: "libx264",
     targetBitrateBps: 8_000_000,
+    fps: 60,
+    fecPermille: 125,
+    congestionState: "rising",
+    queuingDelayUs: 0x1234,
     stages: [{ name: "capture", p50Us: 1500 }, { name: "encode", p50Us: 0x010203 }],
   };
   const bytes = hex(
-    "03 07 6c6962783236 34 007a1200 02" +
+    "03 07 6c6962783236 34 007a1200 3c 007d 02 00001234 02" +
       "07 63617074757265 000005dc" +
       "06 656e636f6465 00010203",
   );
@@ -214,6 +219,10 @@ const controlArb: fc.Arbitrary<ControlMessage> = fc.oneof(
     type: fc.constant("stats" as const),
     encoder: utf8Text(0, 255),
     targetBitrateBps: u32,
+    fps: fc.integer({ min: 0, max: 255 }),
+    fecPermille: u16,
+    congestionState: fc.constantFrom(...CONGESTION_STATES),
+    queuingDelayUs: u32,
     stages: fc.array(fc.record({ name: utf8Text(1, 60), p50Us: u32 }), { maxLength: 8 }),
   }),
   fc.record({ type: fc.constant("error" as const), code: u16, text: utf8Text(0, 2000) }),

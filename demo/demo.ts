@@ -160,7 +160,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       options.onStatus?.(
         `fps=${s.fps} bitrate=${(s.bitrateBps / 1e6).toFixed(2)}Mbit/s ` +
           `rtt=${s.rttMs.toFixed(2)}ms g2g_p50=${Number.isFinite(g2g) ? g2g.toFixed(1) : "-"}ms ` +
-          `painted=${framesPainted}`,
+          `painted=${framesPainted}` +
+          (s.congestion === undefined
+            ? ""
+            : ` target=${(s.congestion.targetBitrateBps / 1e6).toFixed(2)}Mbit/s ` +
+              `cc=${s.congestion.state} fec=${s.congestion.fecRatio.toFixed(2)} ` +
+              `enc_fps=${s.congestion.fps}`),
       );
     }, 1000);
     cleanup.push(() => clearInterval(statusTimer));

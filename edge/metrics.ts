@@ -47,8 +47,24 @@ export interface MetricsSnapshot {
   readonly framesDropped: number;
   /** Frames rebuilt by FEC. */
   readonly fecRecoveries: number;
+  /** Congestion control's latest decision, once there is one. */
+  readonly congestion: CongestionFigures | undefined;
   /** Latency by stage. */
   readonly stages: Readonly<Partial<Record<Stage, StageSummary>>>;
+}
+
+/** What congestion control decided, as shown in the overlay and exported. */
+export interface CongestionFigures {
+  /** Encoder target, bit/s. */
+  readonly targetBitrateBps: number;
+  /** FEC parity per data packet. */
+  readonly fecRatio: number;
+  /** Frame rate being encoded. */
+  readonly fps: number;
+  /** Queuing delay estimate, ms. */
+  readonly queuingDelayMs: number;
+  /** Controller state ("off" without a controller). */
+  readonly state: string;
 }
 
 const WINDOW = 600;
@@ -65,6 +81,12 @@ export class StreamMetrics {
   readonly #loss: client.Gauge;
   readonly #fps: client.Gauge;
   readonly #bitrate: client.Gauge;
+  readonly #target: client.Gauge;
+  readonly #fecRatio: client.Gauge;
+  readonly #encodedFps: client.Gauge;
+  readonly #queuingDelay: client.Gauge;
+  readonly #congestionState: client.Gauge;
+  #congestion: CongestionFigures | undefined;
   readonly #samples = new Map<Stage, number[]>();
   readonly #frameTimes: number[] = [];
   readonly #byteTimes: { at: number; bytes: number }[] = [];
@@ -112,6 +134,43 @@ export class StreamMetrics {
       help: "Video bits per second",
       registers,
     });
+    this.#target = new client.Gauge({
+      name: "wavry_target_bitrate_bps",
+      help: "Encoder target bitrate chosen by congestion control",
+      registers,
+    });
+    this.#fecRatio = new client.Gauge({
+      name: "wavry_fec_ratio",
+      help: "FEC parity packets per data packet",
+      registers,
+    });
+    this.#encodedFps = new client.Gauge({
+      name: "wavry_encoded_fps",
+      help: "Frame rate being encoded (lowered when the link cannot carry more)",
+      registers,
+    });
+    this.#queuingDelay = new client.Gauge({
+      name: "wavry_queuing_delay_ms",
+      help: "Queuing delay estimated by congestion control",
+      registers,
+    });
+    this.#congestionState = new client.Gauge({
+      name: "wavry_congestion_state",
+      help: "1 for the congestion controller's current state",
+      labelNames: ["state"],
+      registers,
+    });
+  }
+
+  /** Sets what congestion control decided (host: its own decision; client: the host's STATS). */
+  congestion(figures: CongestionFigures): void {
+    this.#congestion = { ...figures };
+    this.#target.set(figures.targetBitrateBps);
+    this.#fecRatio.set(figures.fecRatio);
+    this.#encodedFps.set(figures.fps);
+    this.#queuingDelay.set(figures.queuingDelayMs);
+    this.#congestionState.reset();
+    this.#congestionState.set({ state: figures.state }, 1);
   }
 
   /** Records one latency sample for `stage`. Negative or non-finite samples are ignored. */
@@ -176,6 +235,7 @@ export class StreamMetrics {
       loss: this.#lossRatio,
       framesDropped: this.#droppedTotal,
       fecRecoveries: this.#fecTotal,
+      congestion: this.#congestion,
       stages,
     };
   }

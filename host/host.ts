@@ -25,7 +25,8 @@ import type { PeerAddress } from "../edge/udp_socket.ts";
 import { DEFAULT_MONITOR, PulseAudioSource } from "../media/linux/audio_pulse.ts";
 import { OpusEncoder } from "../media/opus.ts";
 import { InputWorker } from "./input_worker_handle.ts";
-import { MediaSendWorker } from "./media_send.ts";
+import { type CongestionDecision, MediaSendWorker } from "./media_send.ts";
+import type { MediaLaneState } from "../core/media_lane.ts";
 import { MediaPipeline } from "./media_pipeline.ts";
 
 /** How to run a host. */
@@ -48,6 +49,14 @@ export interface HostOptions {
    * video alone.
    */
   audio?: { server?: string; source?: string };
+  /**
+   * DELTA congestion control (default on): the bitrate, frame rate, FEC and
+   * pacing follow the link. Off: a fixed `bitrateBps`, the session's FEC and
+   * 100 Mbit/s pacing (what fixed-rate streamers do).
+   */
+  congestionControl?: boolean;
+  /** Highest bitrate DELTA may ask for (default: 4 × `bitrateBps`, at least 20 Mbit/s). */
+  maxBitrateBps?: number;
   /** Session timers (tests shorten them). */
   sessionConfig?: Partial<SessionConfig>;
   /** Called for each line worth logging. */
@@ -57,6 +66,8 @@ export interface HostOptions {
 interface Client {
   readonly id: number;
   readonly remote: PeerAddress;
+  readonly lane: MediaLaneState;
+  decision: CongestionDecision | undefined;
   /** Resolves when the session ends. */
   readonly closed: Promise<void>;
   readonly onClosed: () => void;
@@ -120,6 +131,7 @@ export class WavryHost {
         }
       },
       onError: (message) => this.#log(`media send worker: ${message}`),
+      onDecision: (id, decision) => this.#onDecision(id, decision),
     });
     this.#input = await InputWorker.start({
       fd: this.#socket.fd,
@@ -128,15 +140,13 @@ export class WavryHost {
       sessionConfig: this.#options.sessionConfig,
       display: this.#options.display,
     }, {
-      onClient: (id, remote, _peer, lane) => {
-        this.#media.add(id, lane, remote);
-        this.#serve(id, remote);
-      },
+      onClient: (id, remote, _peer, lane) => this.#serve(id, remote, lane),
       onClosed: (id, reason) => {
         this.#log(`client disconnected: ${reason}`);
         this.#clients.get(id)?.onClosed();
       },
       onKeyframeRequest: () => this.#pipeline?.requestKeyframe(),
+      onFeedback: (id, report, rttMs) => this.#media.feedback(id, report, rttMs),
       onLog: (line) => this.#log(line),
     });
   }
@@ -161,15 +171,16 @@ export class WavryHost {
   }
 
   /** Serves one client until its session ends; never throws. */
-  async #serve(id: number, remote: PeerAddress): Promise<void> {
+  async #serve(id: number, remote: PeerAddress, lane: MediaLaneState): Promise<void> {
     let onClosed!: () => void;
     const closed = new Promise<void>((resolve) => onClosed = resolve);
-    const client: Client = { id, remote, closed, onClosed };
+    const client: Client = { id, remote, lane, decision: undefined, closed, onClosed };
     this.#clients.set(id, client);
     this.#log(`client ${remote.hostname}:${remote.port} connected`);
     try {
       if (this.#stopped) throw new Error("the host is stopping");
       const pipeline = await this.#ensurePipeline();
+      this.#media.add(id, lane, remote, this.#congestionSettings(pipeline));
       this.#input.setArea({ x: 0, y: 0, width: pipeline.width, height: pipeline.height });
       this.#input.sendControl(id, encodeControl(pipeline.streamConfig()));
       // A client that joins mid-stream starts at a keyframe.
@@ -264,19 +275,77 @@ export class WavryHost {
     }
   }
 
-  /** Once a second: the encoder and the host-side stage medians, for the client's overlay. */
+  #congestionSettings(pipeline: MediaPipeline) {
+    if (this.#options.congestionControl === false) return undefined;
+    const initial = this.#options.bitrateBps;
+    return {
+      initialBitrateBps: initial,
+      maxBitrateBps: this.#options.maxBitrateBps ?? Math.max(4 * initial, 20_000_000),
+      width: pipeline.width,
+      height: pipeline.height,
+      maxFps: pipeline.fps,
+    };
+  }
+
+  /**
+   * DELTA changed its mind for one client. One encoder serves every client, so it follows the
+   * most constrained one: the lowest bitrate and frame rate any client's link carries.
+   */
+  #onDecision(id: number, decision: CongestionDecision): void {
+    const client = this.#clients.get(id);
+    if (client === undefined) return;
+    client.decision = decision;
+    this.metrics.congestion({
+      targetBitrateBps: decision.mediaBitrateBps,
+      fecRatio: decision.fecRatio,
+      fps: decision.fps,
+      queuingDelayMs: decision.queuingDelayMs,
+      state: decision.state,
+    });
+    const pipeline = this.#pipeline;
+    if (pipeline === undefined) return;
+    let bitrate = Infinity;
+    let fps = pipeline.fps;
+    for (const c of this.#clients.values()) {
+      if (c.decision === undefined) continue;
+      bitrate = Math.min(bitrate, c.decision.mediaBitrateBps);
+      fps = Math.min(fps, c.decision.fps);
+    }
+    if (!Number.isFinite(bitrate)) return;
+    const rounded = Math.max(1, Math.min(0x7fffffff, Math.round(bitrate)));
+    if (Math.abs(rounded - pipeline.bitrateBps) > 0.01 * pipeline.bitrateBps) {
+      pipeline.setBitrate(rounded);
+    }
+    if (fps !== pipeline.targetFps) {
+      this.#log(`frame rate ${pipeline.targetFps} -> ${fps} (${decision.state})`);
+      pipeline.setFps(fps);
+    }
+  }
+
+  /** Once a second: the encoder, congestion control and host stage medians, for the overlay. */
   #sendStats(pipeline: MediaPipeline): void {
     const stages = this.metrics.snapshot(performance.now()).stages;
-    const message = encodeControl({
-      type: "stats",
-      encoder: pipeline.encoderName,
-      targetBitrateBps: Math.min(0xffffffff, Math.round(pipeline.bitrateBps)),
-      stages: (["capture", "encode", "send_queue"] as const).flatMap((name) => {
-        const s = stages[name];
-        return s === undefined ? [] : [{ name, p50Us: Math.round(s.p50 * 1000) }];
-      }),
+    const stageTimes = (["capture", "encode", "send_queue"] as const).flatMap((name) => {
+      const s = stages[name];
+      return s === undefined ? [] : [{ name, p50Us: Math.round(s.p50 * 1000) }];
     });
-    for (const id of this.#clients.keys()) this.#input.sendControl(id, message);
+    for (const [id, client] of this.#clients) {
+      const d = client.decision;
+      const message = encodeControl({
+        type: "stats",
+        encoder: pipeline.encoderName,
+        targetBitrateBps: Math.min(0xffffffff, Math.round(pipeline.bitrateBps)),
+        fps: Math.min(255, Math.round(pipeline.targetFps)),
+        fecPermille: Math.min(
+          0xffff,
+          Math.round(1000 * (d?.fecRatio ?? client.lane.fec.parityRatio)),
+        ),
+        congestionState: d?.state ?? "off",
+        queuingDelayUs: Math.min(0xffffffff, Math.round((d?.queuingDelayMs ?? 0) * 1000)),
+        stages: stageTimes,
+      });
+      this.#input.sendControl(id, message);
+    }
   }
 
   #remember(series: number[], value: number): void {

@@ -3,7 +3,11 @@
  *
  *   ./wavry host [--listen 0.0.0.0:7700] [--display :0] [--fps 60] [--bitrate 8]
  *                [--identity ~/.config/wavry/host.key] [--allow CLIENT_KEY ...] [--metrics-port 9700]
- *                [--no-audio] [--audio-source PULSE_SOURCE] [--fec PARITY_RATIO]
+ *                [--no-audio] [--audio-source PULSE_SOURCE]
+ *                [--fixed-bitrate [--fec PARITY_RATIO]] [--max-bitrate MBPS]
+ *
+ * By default DELTA congestion control picks the bitrate, frame rate, FEC and pacing
+ * (docs/DELTA.md); `--fixed-bitrate` streams at `--bitrate` with `--fec` parity instead.
  *
  * @module
  */
@@ -30,6 +34,8 @@ const { values } = parseArgs({
     "metrics-port": { type: "string", default: "9700" },
     "no-audio": { type: "boolean", default: false },
     fec: { type: "string", default: "0" },
+    "fixed-bitrate": { type: "boolean", default: false },
+    "max-bitrate": { type: "string" },
     "audio-source": { type: "string" },
   },
 });
@@ -59,7 +65,11 @@ const host = await WavryHost.start({
   identity,
   allowedClients: allowed.length === 0 ? undefined : allowed,
   audio: values["no-audio"] ? undefined : { source: values["audio-source"] },
-  // Reed-Solomon parity per video frame; 0.1 = one parity packet per ten (issue 5 makes it adaptive).
+  congestionControl: !values["fixed-bitrate"],
+  maxBitrateBps: values["max-bitrate"] === undefined
+    ? undefined
+    : Number(values["max-bitrate"]) * 1e6,
+  // Reed-Solomon parity per video frame with --fixed-bitrate; 0.1 = one parity packet per ten.
   sessionConfig: { fec: { ...DEFAULT_VIDEO_FEC, parityRatio: Number(values.fec) } },
   log: (line) => console.error(`wavry host: ${line}`),
 });

@@ -125,6 +125,7 @@ export class MediaPipeline {
   #ended = false;
   #awaitingKeyframe = false;
   #bitrate: number;
+  #targetFps: number | undefined;
   #stopped: Promise<void>;
   #released: boolean | undefined;
   #resolveStopped!: () => void;
@@ -250,6 +251,21 @@ export class MediaPipeline {
     }
     this.#bitrate = bitrateBps;
     this.#post({ type: "bitrate", bitrateBps });
+  }
+
+  /**
+   * Encodes only `fps` of the source's frames per second (evenly spaced), at
+   * the same stream bitrate; `fps` = the source rate encodes every frame.
+   */
+  setFps(fps: number): void {
+    if (!(fps > 0) || fps > this.fps) throw new RangeError(`fps ${fps} not in (0, ${this.fps}]`);
+    this.#targetFps = fps;
+    this.#post({ type: "fps", fps });
+  }
+
+  /** The frame rate being encoded (the source rate unless lowered by {@linkcode setFps}). */
+  get targetFps(): number {
+    return this.#targetFps ?? this.fps;
   }
 
   /** After `stop()`: whether the worker reported its capturer and encoder freed (undefined if it never reported). */

@@ -5,10 +5,13 @@
  *
  * @module
  */
-import type { MediaLaneState, SentPacket } from "../core/media_lane.ts";
+import type { MediaLaneState } from "../core/media_lane.ts";
+import type { FeedbackReport } from "../core/session.ts";
 import type { VideoFecConfig } from "../core/fec/video.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import type {
+  CongestionDecision,
+  CongestionSettings,
   MediaPacing,
   MediaSendCommand,
   MediaSendEvent,
@@ -16,7 +19,12 @@ import type {
 } from "./media_send_worker.ts";
 import type { HostFrame } from "./media_pipeline.ts";
 
-export type { MediaPacing, MediaSendSessionStats } from "./media_send_worker.ts";
+export type {
+  CongestionDecision,
+  CongestionSettings,
+  MediaPacing,
+  MediaSendSessionStats,
+} from "./media_send_worker.ts";
 
 /** Default media pacing: 100 Mbit/s with bursts of 32 datagrams (docs/EDGE.md). */
 export const DEFAULT_MEDIA_PACING: MediaPacing = { rateMbps: 100, burstDatagrams: 32 };
@@ -25,8 +33,8 @@ export const DEFAULT_MEDIA_PACING: MediaPacing = { rateMbps: 100, burstDatagrams
 export interface MediaSendListener {
   /** A frame was taken by the worker at `handedUs` (host CLOCK_MONOTONIC µs). */
   onFrameSent?(frameId: number, handedUs: number): void;
-  /** Packets sent for session `id` (when it was added with `recordSent`). */
-  onSent?(id: number, packets: SentPacket[]): void;
+  /** DELTA changed its mind for session `id` (bitrate, frame rate, FEC or state). */
+  onDecision?(id: number, decision: CongestionDecision): void;
   /** The worker failed; the host treats it like a media failure. */
   onError?(message: string): void;
 }
@@ -78,9 +86,17 @@ export class MediaSendWorker {
     return this.#stats;
   }
 
-  /** Starts sending to a client: its detached media lane and address. */
-  add(id: number, lane: MediaLaneState, to: PeerAddress, recordSent = false): void {
-    this.#post({ type: "add", id, lane, to, recordSent });
+  /**
+   * Starts sending to a client: its detached media lane and address; with
+   * `congestion`, DELTA paces the lane and picks its bitrate, frame rate and FEC.
+   */
+  add(id: number, lane: MediaLaneState, to: PeerAddress, congestion?: CongestionSettings): void {
+    this.#post({ type: "add", id, lane, to, congestion });
+  }
+
+  /** Congestion feedback from a client's session lane (every ~20 ms). */
+  feedback(id: number, report: FeedbackReport, rttMs: number): void {
+    this.#post({ type: "feedback", id, report, rttMs });
   }
 
   /** Stops sending to a client. */
@@ -141,8 +157,8 @@ export class MediaSendWorker {
       case "frame-sent":
         this.#listener.onFrameSent?.(message.frameId, message.handedUs);
         break;
-      case "sent":
-        this.#listener.onSent?.(message.id, message.packets);
+      case "decision":
+        this.#listener.onDecision?.(message.id, message.decision);
         break;
       case "stats":
         this.#stats = message.sessions;

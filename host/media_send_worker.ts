@@ -11,9 +11,11 @@
  *
  * @module
  */
-import { type MediaLaneState, MediaSender, type SentPacket } from "../core/media_lane.ts";
+import { type MediaLaneState, MediaSender } from "../core/media_lane.ts";
 import { writeVideoTiming } from "../core/stream.ts";
 import type { VideoFecConfig } from "../core/fec/video.ts";
+import { DeltaController, type DeltaState } from "../core/delta/controller.ts";
+import type { FeedbackReport } from "../core/session.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
@@ -30,7 +32,15 @@ export interface MediaPacing {
 /** Messages the parent sends. */
 export type MediaSendCommand =
   | { type: "start"; fd: number; pacing: MediaPacing }
-  | { type: "add"; id: number; lane: MediaLaneState; to: PeerAddress; recordSent: boolean }
+  | {
+    type: "add";
+    id: number;
+    lane: MediaLaneState;
+    to: PeerAddress;
+    /** Run DELTA congestion control for this client (else: fixed pacing and FEC). */
+    congestion?: CongestionSettings;
+  }
+  | { type: "feedback"; id: number; report: FeedbackReport; rttMs: number }
   | { type: "remove"; id: number }
   | {
     type: "frame";
@@ -46,6 +56,36 @@ export type MediaSendCommand =
   | { type: "pacing"; id: number; pacing: Partial<MediaPacing> }
   | { type: "fec"; id: number; fec: VideoFecConfig }
   | { type: "stop" };
+
+/** How DELTA starts for one client. */
+export interface CongestionSettings {
+  /** Bitrate before any feedback. */
+  initialBitrateBps: number;
+  /** Most the encoder may be asked for. */
+  maxBitrateBps: number;
+  /** Picture size and source rate (for the frame-rate policy). */
+  width: number;
+  height: number;
+  maxFps: number;
+}
+
+/** What DELTA decided for one client. */
+export interface CongestionDecision {
+  /** What the encoder should produce, bit/s. */
+  mediaBitrateBps: number;
+  /** Media + FEC, bit/s. */
+  targetBitrateBps: number;
+  /** Pacing rate, bit/s. */
+  pacingRateBps: number;
+  /** FEC parity per data packet. */
+  fecRatio: number;
+  /** Frame rate the link can carry. */
+  fps: number;
+  /** Controller state. */
+  state: DeltaState;
+  /** Current queuing-delay estimate, ms. */
+  queuingDelayMs: number;
+}
 
 /** Per-session counters the worker reports. */
 export interface MediaSendSessionStats {
@@ -70,7 +110,7 @@ export type MediaSendEvent =
     /** When the worker took the frame (host CLOCK_MONOTONIC µs). */
     handedUs: number;
   }
-  | { type: "sent"; id: number; packets: SentPacket[] }
+  | { type: "decision"; id: number; decision: CongestionDecision }
   | { type: "stats"; sessions: Record<number, MediaSendSessionStats> }
   | { type: "error"; message: string }
   | { type: "stopped" };
@@ -78,7 +118,8 @@ export type MediaSendEvent =
 interface Lane {
   readonly sender: MediaSender;
   readonly to: PeerAddress;
-  readonly recordSent: boolean;
+  readonly delta: DeltaController | undefined;
+  lastDecision: CongestionDecision | undefined;
   pacing: MediaPacing;
   tokens: number;
   tokensAt: number;
@@ -102,6 +143,7 @@ let socket: NativeUdpSocket | undefined;
 let defaultPacing: MediaPacing = { rateMbps: 100, burstDatagrams: 32 };
 const lanes = new Map<number, Lane>();
 let statsTimer: ReturnType<typeof setInterval> | undefined;
+let tickTimer: ReturnType<typeof setInterval> | undefined;
 
 function post(event: MediaSendEvent, transfer: Transferable[] = []): void {
   scope.postMessage(event, transfer);
@@ -131,9 +173,10 @@ function flush(id: number, lane: Lane): void {
       lane.stats.sendErrors++;
     }
   }
-  if (lane.recordSent) {
-    const packets = lane.sender.takeSent();
-    if (packets.length > 0) post({ type: "sent", id, packets });
+  if (lane.delta !== undefined) {
+    for (const p of lane.sender.takeSent()) {
+      lane.delta.onPacketSent(p.packetNumber, p.sizeBytes, p.sendTimeUs);
+    }
   }
   if (lane.sender.pending) {
     lane.waiting = true;
@@ -170,6 +213,56 @@ function onFrame(command: Extract<MediaSendCommand, { type: "frame" }>): void {
   post({ type: "frame-sent", frameId: command.frameId, handedUs });
 }
 
+/** Applies DELTA's current outputs to the lane and tells the parent when they changed. */
+function decide(id: number, lane: Lane): void {
+  const delta = lane.delta!;
+  const decision: CongestionDecision = {
+    mediaBitrateBps: Math.round(delta.mediaBitrateBps),
+    targetBitrateBps: Math.round(delta.targetBitrateBps),
+    pacingRateBps: Math.round(delta.pacingRateBps),
+    fecRatio: delta.fecRatio,
+    fps: delta.fps,
+    state: delta.state,
+    queuingDelayMs: delta.queuingDelayUs / 1000,
+  };
+  lane.pacing = { ...lane.pacing, rateMbps: decision.pacingRateBps / 1e6 };
+  if (decision.fecRatio !== lane.sender.fec.parityRatio) {
+    lane.sender.setFec({ ...lane.sender.fec, parityRatio: decision.fecRatio });
+  }
+  const last = lane.lastDecision;
+  // The encoder follows the next frame; tell the parent about real changes only (≥ 3 % or a
+  // different state, frame rate or FEC), not every 20 ms feedback.
+  if (
+    last === undefined || last.state !== decision.state || last.fps !== decision.fps ||
+    last.fecRatio !== decision.fecRatio ||
+    Math.abs(last.mediaBitrateBps - decision.mediaBitrateBps) > 0.03 * last.mediaBitrateBps
+  ) {
+    lane.lastDecision = decision;
+    post({ type: "decision", id, decision });
+  }
+}
+
+function onFeedback(command: Extract<MediaSendCommand, { type: "feedback" }>): void {
+  const lane = lanes.get(command.id);
+  if (lane?.delta === undefined) return;
+  const nowUs = Math.round(performance.now() * 1000);
+  if (command.rttMs > 0) lane.delta.onRttSample(command.rttMs * 1000);
+  lane.delta.onFeedback(command.report.arrivals, nowUs);
+  decide(command.id, lane);
+}
+
+/** DELTA's own timers (feedback timeout): checked every 10 ms. */
+function tick(): void {
+  const nowUs = Math.round(performance.now() * 1000);
+  for (const [id, lane] of lanes) {
+    const due = lane.delta?.pollTimeout();
+    if (lane.delta !== undefined && due !== undefined && due <= nowUs) {
+      lane.delta.onTick(nowUs);
+      decide(id, lane);
+    }
+  }
+}
+
 function reportStats(): void {
   const sessions: Record<number, MediaSendSessionStats> = {};
   for (const [id, lane] of lanes) {
@@ -180,6 +273,7 @@ function reportStats(): void {
 
 async function stop(): Promise<void> {
   clearInterval(statsTimer);
+  clearInterval(tickTimer);
   for (const lane of lanes.values()) lane.sender.close();
   lanes.clear();
   // The input worker's socket object owns the descriptor; this one only lets go of it.
@@ -195,14 +289,24 @@ function handle(command: MediaSendCommand): void {
       socket = NativeUdpSocket.attach(command.fd);
       defaultPacing = command.pacing;
       statsTimer = setInterval(reportStats, 1000);
+      tickTimer = setInterval(tick, 10);
       post({ type: "started" });
       break;
     case "add": {
       const now = performance.now();
+      const c = command.congestion;
+      const delta = c === undefined ? undefined : new DeltaController({
+        initialBitrateBps: c.initialBitrateBps,
+        maxBitrateBps: c.maxBitrateBps,
+        width: c.width,
+        height: c.height,
+        maxFps: c.maxFps,
+      });
       const lane: Lane = {
         sender: new MediaSender(command.lane, now),
         to: command.to,
-        recordSent: command.recordSent,
+        delta,
+        lastDecision: undefined,
         pacing: { ...defaultPacing },
         tokens: defaultPacing.burstDatagrams * MAX_DATAGRAM,
         tokensAt: now,
@@ -215,8 +319,11 @@ function handle(command: MediaSendCommand): void {
           queuedDatagrams: 0,
         },
       };
-      if (command.recordSent) lane.sender.recordSentPackets();
       lanes.set(command.id, lane);
+      if (delta !== undefined) {
+        lane.sender.recordSentPackets();
+        decide(command.id, lane);
+      }
       break;
     }
     case "remove":
@@ -237,6 +344,9 @@ function handle(command: MediaSendCommand): void {
       if (lane !== undefined) lane.pacing = { ...lane.pacing, ...command.pacing };
       break;
     }
+    case "feedback":
+      onFeedback(command);
+      break;
     case "fec":
       lanes.get(command.id)?.sender.setFec(command.fec);
       break;

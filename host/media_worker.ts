@@ -44,6 +44,8 @@ export type WorkerCommand =
   | { type: "start"; options: MediaWorkerOptions }
   | { type: "keyframe" }
   | { type: "bitrate"; bitrateBps: number }
+  /** Encode only this many of the source's frames per second (congestion control lowers it). */
+  | { type: "fps"; fps: number }
   | { type: "stop" };
 
 /** Host-clock timing of one frame (CLOCK_MONOTONIC µs, except the two durations in ms). */
@@ -110,6 +112,18 @@ let running: Promise<void> | undefined;
 // The last native objects opened, so the stop report can say whether they were freed.
 let lastCapturer: X11Capturer | undefined;
 let lastEncoder: FfmpegVideoEncoder | undefined;
+// Frame-rate lowering: the encoder keeps its configured rate; frames are left out evenly and the
+// encoder's bitrate is scaled so the stream's bitrate stays what was asked for.
+let sourceFps = 0;
+let targetFps = 0;
+let requestedBitrate = 0;
+let frameCredit = 0;
+
+function applyBitrate(): void {
+  if (encoder === undefined || targetFps <= 0) return;
+  const scaled = Math.round(requestedBitrate * (sourceFps / targetFps));
+  encoder.setBitrate(Math.min(0x7fffffff, Math.max(1, scaled)));
+}
 
 async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<void> {
   let capturer: X11Capturer | undefined;
@@ -131,6 +145,8 @@ async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<vo
       return;
     }
     const enc = encoder;
+    sourceFps = targetFps = options.fps;
+    requestedBitrate = options.bitrateBps;
     enc.requestKeyframe();
     let frameId = 0;
     let skippedSlots = 0;
@@ -150,6 +166,10 @@ async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<vo
         return;
       }
       const captureEndUs = clockUs();
+      frameCredit = Math.min(1, frameCredit + targetFps / sourceFps);
+      // A frame left out on purpose is not a late slot: skippedSlots does not count it.
+      if (frameCredit < 1 - 1e-9) continue;
+      frameCredit -= 1;
       // Cropping to the top-left area is free: same buffer and stride, smaller width/height.
       const frame: CapturedFrame = { ...captured, width: enc.width, height: enc.height };
       const encodeStartUs = clockUs();
@@ -219,7 +239,15 @@ function command(message: WorkerCommand): void {
         encoder?.requestKeyframe();
         break;
       case "bitrate":
-        encoder?.setBitrate(message.bitrateBps);
+        requestedBitrate = message.bitrateBps;
+        applyBitrate();
+        break;
+      case "fps":
+        if (!(message.fps > 0) || (sourceFps > 0 && message.fps > sourceFps)) {
+          throw new RangeError(`fps ${message.fps} must be in (0, ${sourceFps}]`);
+        }
+        targetFps = message.fps;
+        applyBitrate();
         break;
       case "stop":
         if (running === undefined) {
