@@ -14,7 +14,13 @@ import { gilbertElliott } from "../../core/sim/link.ts";
 import { DeliveryTrace, parseMahimahiTrace, TRACE_PACKET_BYTES } from "../../core/sim/trace.ts";
 import { startLinkEmulator } from "./emulator.ts";
 import { openPreciseSleeper } from "./precise_sleep.ts";
-import type { HostPort, LinkConfig, LinkEmulator, PacketLogEntry } from "./types.ts";
+import type {
+  HostPort,
+  LinkConfig,
+  LinkEmulator,
+  LinkEmulatorOptions,
+  PacketLogEntry,
+} from "./types.ts";
 
 /** One received probe datagram. */
 export interface Arrival {
@@ -44,6 +50,8 @@ export interface ProbeFlow {
   rateBps: number;
   /** Datagram size (>= 16). */
   packetBytes: number;
+  /** Address the sending socket binds to (default 127.0.0.1). */
+  bindHostname?: string;
 }
 
 /**
@@ -82,8 +90,8 @@ export async function runProbe(
   });
   const sent = flows.map(() => 0);
   const sendRateBps = flows.map(() => 0);
-  const senders = flows.map(() =>
-    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 })
+  const senders = flows.map((f) =>
+    Deno.listenDatagram({ transport: "udp", hostname: f.bindHostname ?? "127.0.0.1", port: 0 })
   );
   try {
     const t0 = performance.now() + 5;
@@ -145,6 +153,45 @@ export function receiveRateBps(arrivals: readonly Arrival[]): number {
   return (bytes * 8 * 1000) / (arrivals[arrivals.length - 1].recvAt - arrivals[0].recvAt);
 }
 
+/**
+ * Receive rate over the saturated stretches only, in bit/s, and the fraction
+ * of the first-to-last span they cover.
+ *
+ * A pair of consecutive arrivals counts when the later datagram reached the
+ * emulator before the earlier one had left the bottleneck (from the packet
+ * log), so the link was busy all the time between them. This leaves out the
+ * moments the queue ran dry because the sender, or the emulator's socket
+ * reads, were held up by the machine: on a shared 2-core VM a real-time
+ * thread can still be throttled for tens of ms, and capacity nobody offered
+ * is not the rate limit's to deliver. Needs a FIFO link (no jitter) and the
+ * log of every datagram of the probe (one log per flow in send order).
+ */
+export function saturatedRate(
+  arrivals: readonly Arrival[],
+  log: readonly PacketLogEntry[],
+): { bps: number; busyFraction: number } {
+  const entries: PacketLogEntry[][] = [];
+  for (const e of log) {
+    if (e.dir !== "up" || e.duplicate) continue;
+    (entries[e.flow] ??= []).push(e);
+  }
+  let bytes = 0, busy = 0;
+  for (let i = 1; i < arrivals.length; i++) {
+    const a = arrivals[i], p = arrivals[i - 1];
+    const ea = entries[a.flow]?.[a.seq], ep = entries[p.flow]?.[p.seq];
+    if (!ea || !ep || ep.departAt === undefined) continue;
+    if (ea.inAt <= ep.departAt) {
+      bytes += a.bytes;
+      busy += a.recvAt - p.recvAt;
+    }
+  }
+  const span = arrivals.length > 1 ? arrivals[arrivals.length - 1].recvAt - arrivals[0].recvAt : 0;
+  return {
+    bps: busy > 0 ? (bytes * 8 * 1000) / busy : 0,
+    busyFraction: span > 0 ? busy / span : 0,
+  };
+}
+
 /** Loss statistics of one flow from the sequence numbers that arrived. */
 export function lossStats(
   sent: number,
@@ -197,6 +244,7 @@ export async function throughEmulator(
   durationMs: number,
   drainMs: number,
   seed = 7,
+  more: Pick<LinkEmulatorOptions, "spinMs" | "realtimePriority"> = {},
 ): Promise<{ probe: ProbeResult; log: PacketLogEntry[]; emu: LinkEmulator }> {
   const rx = flows.map(receiver);
   let emu: LinkEmulator | undefined;
@@ -208,6 +256,7 @@ export async function throughEmulator(
       down: {},
       seed,
       log: true,
+      ...more,
     });
     const e = emu;
     const probe = await runProbe(
@@ -237,6 +286,8 @@ export interface DelayCalibration {
   owdP99Ms: number;
   /** p99 − p50 of the one-way delay through the emulator. */
   jitterP99Ms: number;
+  /** `jitterP99Ms` minus the same on the direct path: the emulator's share. */
+  addedJitterP99Ms: number;
   /** Same on the direct path (no emulator), measured in the same run. */
   baselineJitterP99Ms: number;
   baselineOwdP50Ms: number;
@@ -263,6 +314,8 @@ export async function calibrateDelay(delayMs = 20): Promise<DelayCalibration> {
     owdP50Ms: quantile(owd, 0.5),
     owdP99Ms: quantile(owd, 0.99),
     jitterP99Ms: quantile(owd, 0.99) - quantile(owd, 0.5),
+    addedJitterP99Ms: quantile(owd, 0.99) - quantile(owd, 0.5) -
+      (quantile(owdB, 0.99) - quantile(owdB, 0.5)),
     baselineJitterP99Ms: quantile(owdB, 0.99) - quantile(owdB, 0.5),
     baselineOwdP50Ms: quantile(owdB, 0.5),
     lateP50Ms: quantile(late, 0.5),
@@ -282,7 +335,11 @@ export async function calibrateRate(
   durationMs = 3000,
 ): Promise<{
   configuredBps: number;
+  /** Over the saturated stretches (see `saturatedRate`). */
   deliveredBps: number;
+  /** Over the whole first-to-last span, idle moments included. */
+  deliveredSpanBps: number;
+  busyFraction: number;
   sendBps: number;
   droppedQueue: number;
   maxQueueDelayMs: number;
@@ -290,17 +347,20 @@ export async function calibrateRate(
   extraOwdP99Ms: number;
   maxExtraOwdMs: number;
 }> {
-  const { probe, emu } = await throughEmulator(
+  const { probe, emu, log } = await throughEmulator(
     { delayMs, rateBps, queueMs },
     [{ rateBps: rateBps * 1.2, packetBytes: 1200 }],
     durationMs,
     delayMs + queueMs + 200,
   );
   const s = emu.stats().up;
+  const sat = saturatedRate(probe.arrivals, log);
   const owd = probe.arrivals.map((a) => a.recvAt - a.sentAt - delayMs);
   return {
     configuredBps: rateBps,
-    deliveredBps: receiveRateBps(probe.arrivals),
+    deliveredBps: sat.bps,
+    deliveredSpanBps: receiveRateBps(probe.arrivals),
+    busyFraction: sat.busyFraction,
     sendBps: probe.sendRateBps[0],
     droppedQueue: s.droppedQueue,
     maxQueueDelayMs: s.maxQueueDelayMs,
@@ -309,19 +369,28 @@ export async function calibrateRate(
   };
 }
 
-/** Loss through the emulator: `count` small datagrams at 5000/s. */
+/**
+ * Loss through the emulator: `count` small datagrams at 5000/s. `pathDrops`
+ * counts datagrams lost outside the loss model: not read by the emulator, or
+ * released by it but not received (socket buffers overflowing while a thread
+ * was held off the CPU). A run with path drops does not measure the model.
+ */
 export async function calibrateLoss(
   loss: LinkConfig["loss"],
   count: number,
-): Promise<{ sent: number; lossRate: number; bursts: number; meanBurst: number }> {
+): Promise<
+  { sent: number; lossRate: number; bursts: number; meanBurst: number; pathDrops: number }
+> {
   const pps = 5000;
-  const { probe } = await throughEmulator(
+  const { probe, emu } = await throughEmulator(
     { loss },
     [{ rateBps: 100 * 8 * pps, packetBytes: 100 }],
     (count / pps) * 1000,
     100,
   );
-  return { sent: probe.sent[0], ...lossStats(probe.sent[0], probe.arrivals) };
+  const s = emu.stats().up;
+  const pathDrops = probe.sent[0] - s.received + (s.delivered - probe.arrivals.length);
+  return { sent: probe.sent[0], ...lossStats(probe.sent[0], probe.arrivals), pathDrops };
 }
 
 /** Jitter with or without reordering: 2000 datagrams at 2000/s. */
@@ -374,7 +443,10 @@ export const TRACES_DIR = new URL("../../../shared/traces/", import.meta.url);
 export async function calibrateTrace(durationMs = 4000): Promise<{
   traceMeanBps: number;
   windowCapacityBps: number;
+  /** Over the saturated stretches. */
   deliveredBps: number;
+  deliveredSpanBps: number;
+  busyFraction: number;
 }> {
   const full = parseMahimahiTrace(
     await Deno.readTextFile(new URL("Verizon-LTE-short.down", TRACES_DIR)),
@@ -389,12 +461,15 @@ export async function calibrateTrace(durationMs = 4000): Promise<{
   );
   // The capacity of the window the delivered datagrams left in, from the trace itself.
   const departs = log.filter((e) => e.fate === "delivered").map((e) => e.departAt!);
+  const sat = saturatedRate(probe.arrivals, log);
   const first = departs[0], last = departs[departs.length - 1];
   const opportunities = trace.opportunityIndexAfter(last) - trace.opportunityIndexAfter(first);
   return {
     traceMeanBps: trace.meanCapacityBps,
     windowCapacityBps: (opportunities * TRACE_PACKET_BYTES * 8 * 1000) / (last - first),
-    deliveredBps: receiveRateBps(probe.arrivals),
+    deliveredBps: sat.bps,
+    deliveredSpanBps: receiveRateBps(probe.arrivals),
+    busyFraction: sat.busyFraction,
   };
 }
 
@@ -422,8 +497,8 @@ export async function calibrateSchedule(
   return {
     firstBps,
     secondBps,
-    deliveredFirstBps: receiveRateBps(probe.arrivals.slice(0, cut)),
-    deliveredSecondBps: receiveRateBps(probe.arrivals.slice(cut)),
+    deliveredFirstBps: saturatedRate(probe.arrivals.slice(0, cut), log).bps,
+    deliveredSecondBps: saturatedRate(probe.arrivals.slice(cut), log).bps,
   };
 }
 
@@ -434,19 +509,28 @@ export async function calibrateSchedule(
  */
 export async function calibrateSharedBottleneck(rateBps = 10e6, durationMs = 2000): Promise<{
   configuredBps: number;
+  /** Over the saturated stretches. */
   deliveredBps: number;
+  busyFraction: number;
+  /** Each flow's share of the delivered bytes times `deliveredBps`. */
   perFlowBps: number[];
 }> {
-  const { probe } = await throughEmulator(
+  const { probe, log } = await throughEmulator(
     { rateBps, queueMs: 50 },
     [{ rateBps: rateBps * 0.8, packetBytes: 1200 }, { rateBps: rateBps * 0.7, packetBytes: 1200 }],
     durationMs,
     300,
   );
+  const sat = saturatedRate(probe.arrivals, log);
+  const total = probe.arrivals.reduce((s, a) => s + a.bytes, 0);
   return {
     configuredBps: rateBps,
-    deliveredBps: receiveRateBps(probe.arrivals),
-    perFlowBps: [0, 1].map((i) => receiveRateBps(probe.arrivals.filter((a) => a.flow === i))),
+    deliveredBps: sat.bps,
+    busyFraction: sat.busyFraction,
+    perFlowBps: [0, 1].map((i) =>
+      (sat.bps * probe.arrivals.filter((a) => a.flow === i).reduce((s, a) => s + a.bytes, 0)) /
+      total
+    ),
   };
 }
 

@@ -87,8 +87,8 @@ Other:
   --log PATH             write the per-packet log (JSON lines) on exit
   --stats MS             print counters every MS ms
   --duration MS          stop after MS ms (default: until Ctrl-C)
-  --rt PRIO              SCHED_FIFO priority of the worker, 0 = off (default 10)
-  --spin MS              spin this long before each release (default 0.3)
+  --rt PRIO              SCHED_FIFO priority of the worker, 0 = off (default 70)
+  --spin MS              spin this long before each release (default 0)
   --help`;
 
 const RATE_UNITS: Record<string, number> = {

@@ -4,7 +4,11 @@
  * On a loaded machine the kernel's fair scheduler may leave a woken thread
  * waiting for several milliseconds (measured here: the release lateness p99
  * went from 32-45 ms to 0.1-1 ms when the emulator ran under `chrt -f`). A
- * SCHED_FIFO thread preempts ordinary ones as soon as it wakes. The emulator
+ * SCHED_FIFO thread preempts ordinary ones as soon as it wakes, and lower
+ * real-time ones: libwebrtc runs its encoder queue at FIFO 49, and with a
+ * libwebrtc process busy beside it a FIFO-10 emulator still saw 5-20 ms p99
+ * lateness, a FIFO-50 one 0.1-0.9 ms; a probe receiving at FIFO 45 saw 5 ms
+ * p99 wake-up delays, at FIFO 60 0.2-0.3 ms. The emulator
  * thread sleeps between releases, so it takes little CPU; the kernel's RT
  * throttling (95% per second by default) bounds the rest.
  *

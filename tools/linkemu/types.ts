@@ -50,15 +50,17 @@ export interface LinkEmulatorOptions {
   /** Most log entries kept (the first ones; default 1 000 000). */
   logLimit?: number;
   /**
-   * How long before a release the scheduler stops sleeping and spins (ms,
-   * default 0.3; 0 = sleep only, less CPU, ~0.15 ms later at the median).
+   * How long before a release the scheduler stops sleeping and spins,
+   * yielding to I/O (ms, 0..5, default 0 = sleep only). Spinning makes the
+   * median release exact but, under real-time scheduling, the tail worse.
    */
   spinMs?: number;
   /** Address the upstream sockets bind to (default: the flow's listen hostname). */
   upstreamHostname?: string;
   /**
    * SCHED_FIFO priority of the worker thread, 1..99, applied when the process
-   * may (root/CAP_SYS_NICE); 0 = ordinary scheduling. Default 10. See realtime.ts.
+   * may (root/CAP_SYS_NICE); 0 = ordinary scheduling. Default 70 (above
+   * libwebrtc's encoder and pacer threads, 49). See realtime.ts.
    */
   realtimePriority?: number;
 }
