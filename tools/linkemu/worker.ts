@@ -185,7 +185,9 @@ class Engine {
         got = await sock.receive(buf);
       } catch {
         if (this.#closed) return;
-        continue; // transient socket error: keep serving
+        // A transient socket error: keep serving, but never spin on one that repeats.
+        await this.#sleeper.sleepMs(1);
+        continue;
       }
       const now = this.#now();
       const a = got[1] as Deno.NetAddr;
