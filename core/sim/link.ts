@@ -8,6 +8,7 @@
 
 import type { Rng } from "./rng.ts";
 import { type DeliveryTrace, TRACE_PACKET_BYTES } from "./trace.ts";
+import { type RateStep, serializationEndMs, validateRateSchedule } from "./rate_schedule.ts";
 
 /** How packets are lost at the link's ingress, independently of the queue. */
 export type LossModel =
@@ -72,13 +73,30 @@ export interface LinkConfig {
   duplicateProbability: number;
   /** Random loss at ingress. */
   loss: LossModel;
-  /** Serialization rate of the bottleneck in bit/s; undefined = infinite. */
+  /**
+   * Serialization rate of the bottleneck in bit/s; undefined = infinite. With
+   * `rateSchedule`, the rate before the schedule's first step.
+   */
   rateBps?: number;
   /**
+   * Capacity that changes over time: steps `{atMs, bps}` with strictly
+   * increasing `atMs` on the link's clock. Ahead of the first step the rate is
+   * `rateBps` if set, else the first step's. Exclusive with `trace`.
+   */
+  rateSchedule?: readonly RateStep[];
+  /**
    * Drop-tail limit of the queue in front of the bottleneck, in bytes
-   * (default 64 KiB when there is a bottleneck; ignored without one).
+   * (default 64 KiB when there is a bottleneck and no `queueMs`; ignored
+   * without a bottleneck).
    */
   queueBytes?: number;
+  /**
+   * Drop-tail limit in time: a datagram is dropped if it would spend more
+   * than `queueMs` in the bottleneck (waiting plus its own serialization).
+   * Departure times are known on entry, so this is exact whatever the rate,
+   * schedule or trace. May be combined with `queueBytes` (both apply).
+   */
+  queueMs?: number;
   /** Mahimahi-style delivery opportunities instead of a fixed rate. */
   trace?: DeliveryTrace;
   /** Datagrams larger than this are dropped (counted in `droppedMtu`). */
@@ -108,10 +126,27 @@ export interface LinkStats {
 /** Default drop-tail limit when a bottleneck is configured. */
 export const DEFAULT_QUEUE_BYTES = 64 * 1024;
 
-interface InFlight {
-  at: number;
+/** What `Link.send` did with a datagram. */
+export type SendFate = "queued" | "lost" | "dropped-queue" | "dropped-mtu";
+
+/** A datagram leaving the link, with the times it went through. */
+export interface LinkArrival {
+  /** The datagram (a copy of what was sent). */
+  readonly data: Uint8Array;
+  /** The caller's tag given to `send` (0 by default); e.g. a flow id. */
+  readonly tag: number;
+  /** When it was sent (the `now` of `send`). */
+  readonly sentAt: number;
+  /** When its last bit left the bottleneck (`sentAt` without one). */
+  readonly departAt: number;
+  /** Scheduled arrival time (departure + delay + jitter). */
+  readonly at: number;
+  /** True for the extra copy made by duplication. */
+  readonly duplicate: boolean;
+}
+
+interface InFlight extends LinkArrival {
   seq: number;
-  data: Uint8Array;
 }
 
 /** Min-heap of in-flight datagrams ordered by (arrival time, send sequence). */
@@ -233,6 +268,15 @@ export class Link {
     if (config.rateBps !== undefined && config.trace !== undefined) {
       throw new RangeError("Link: set either rateBps or trace, not both");
     }
+    if (config.rateSchedule !== undefined && config.trace !== undefined) {
+      throw new RangeError("Link: set either rateSchedule or trace, not both");
+    }
+    const schedule = config.rateSchedule === undefined
+      ? undefined
+      : validateRateSchedule(config.rateSchedule);
+    if (config.queueMs !== undefined && !(config.queueMs > 0)) {
+      throw new RangeError(`Link: queueMs must be > 0, got ${config.queueMs}`);
+    }
     if (config.queueBytes !== undefined && !(config.queueBytes > 0)) {
       throw new RangeError(
         `Link: queueBytes must be > 0, got ${config.queueBytes}`,
@@ -246,8 +290,9 @@ export class Link {
       checkProbability("loss.lossInGood", loss.lossInGood);
       checkProbability("loss.lossInBad", loss.lossInBad);
     }
-    this.#config = { ...config, loss: { ...config.loss } };
-    this.#queueLimit = config.queueBytes ?? DEFAULT_QUEUE_BYTES;
+    this.#config = { ...config, loss: { ...config.loss }, rateSchedule: schedule };
+    this.#queueLimit = config.queueBytes ??
+      (config.queueMs !== undefined ? Infinity : DEFAULT_QUEUE_BYTES);
     this.#lossRng = rng.fork();
     this.#jitterRng = rng.fork();
     this.#dupRng = rng.fork();
@@ -313,13 +358,15 @@ export class Link {
 
   /** Passes `size` bytes through the bottleneck; returns the departure time or undefined if dropped. */
   #bottleneck(size: number, now: number): number | undefined {
-    const { rateBps, trace } = this.#config;
-    if (rateBps === undefined && trace === undefined) return now;
+    const { rateBps, trace, rateSchedule, queueMs } = this.#config;
+    if (rateBps === undefined && trace === undefined && rateSchedule === undefined) return now;
     if (this.#queued + size > this.#queueLimit) {
       this.#stats.droppedQueue++;
       return undefined;
     }
+    // Compute the departure first, commit it only if the packet is kept.
     let depart: number;
+    let nextOpportunity = this.#nextOpportunity;
     if (trace !== undefined) {
       const needed = Math.max(1, Math.ceil(size / TRACE_PACKET_BYTES));
       const first = Math.max(
@@ -328,12 +375,19 @@ export class Link {
       );
       const last = first + needed - 1;
       depart = trace.opportunityTime(last);
-      this.#nextOpportunity = last + 1;
+      nextOpportunity = last + 1;
     } else {
       const start = Math.max(now, this.#busyUntil);
-      depart = start + (size * 8 * 1000) / rateBps!;
-      this.#busyUntil = depart;
+      depart = rateSchedule !== undefined
+        ? serializationEndMs(rateSchedule, start, size * 8, rateBps)
+        : start + (size * 8 * 1000) / rateBps!;
     }
+    if (queueMs !== undefined && depart - now > queueMs) {
+      this.#stats.droppedQueue++;
+      return undefined;
+    }
+    this.#nextOpportunity = nextOpportunity;
+    if (trace === undefined) this.#busyUntil = depart;
     this.#queue.push({ depart, size });
     this.#queued += size;
     const queueDelay = depart - now;
@@ -346,51 +400,64 @@ export class Link {
   /**
    * Puts a datagram on the link at time `now` (the bytes are copied). It is
    * either dropped (MTU, random loss, full queue) or becomes receivable later.
+   *
+   * @param tag opaque number handed back with the datagram by
+   * `receiveArrivals` (e.g. which flow it belongs to when several share the link)
+   * @returns what happened to it
    */
-  send(datagram: Uint8Array, now: number): void {
+  send(datagram: Uint8Array, now: number, tag = 0): SendFate {
     this.#advance(now);
     this.#stats.sent++;
     const { mtu, delayMs, jitterMs, reorder, duplicateProbability } = this.#config;
     if (mtu !== undefined && datagram.length > mtu) {
       this.#stats.droppedMtu++;
-      return;
+      return "dropped-mtu";
     }
     if (this.#lost()) {
       this.#stats.lostRandom++;
-      return;
+      return "lost";
     }
     const depart = this.#bottleneck(datagram.length, now);
-    if (depart === undefined) return;
+    if (depart === undefined) return "dropped-queue";
     let arrival = depart + delayMs +
       (jitterMs > 0 ? this.#jitterRng.next() * jitterMs : 0);
     if (!reorder) arrival = Math.max(arrival, this.#lastArrival);
     this.#lastArrival = Math.max(this.#lastArrival, arrival);
+    const base = { at: arrival, tag, sentAt: now, departAt: depart };
     this.#inFlight.push({
-      at: arrival,
+      ...base,
       seq: this.#seq++,
       data: datagram.slice(),
+      duplicate: false,
     });
     if (
       duplicateProbability > 0 && this.#dupRng.next() < duplicateProbability
     ) {
       this.#stats.duplicated++;
       this.#inFlight.push({
-        at: arrival,
+        ...base,
         seq: this.#seq++,
         data: datagram.slice(),
+        duplicate: true,
       });
     }
+    return "queued";
   }
 
   /** Datagrams whose arrival time is <= now, in arrival order (ties in send order). */
   receive(now: number): Uint8Array[] {
+    return this.receiveArrivals(now).map((a) => a.data);
+  }
+
+  /** Like `receive`, with each datagram's tag and timeline. */
+  receiveArrivals(now: number): LinkArrival[] {
     this.#advance(now);
-    const out: Uint8Array[] = [];
+    const out: LinkArrival[] = [];
     for (;;) {
       const head = this.#inFlight.peek();
       if (head === undefined || head.at > now) break;
       this.#inFlight.pop();
-      out.push(head.data);
+      out.push(head);
       this.#stats.delivered++;
       this.#stats.bytesDelivered += head.data.length;
     }

@@ -13,10 +13,18 @@ export {
   DEFAULT_QUEUE_BYTES,
   gilbertElliott,
   Link,
+  type LinkArrival,
   type LinkConfig,
   type LinkStats,
   type LossModel,
+  type SendFate,
 } from "./link.ts";
+export {
+  rateAt,
+  type RateStep,
+  serializationEndMs,
+  validateRateSchedule,
+} from "./rate_schedule.ts";
 export { DeliveryTrace, parseMahimahiTrace, TRACE_PACKET_BYTES } from "./trace.ts";
 export {
   type Direction,
