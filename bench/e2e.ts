@@ -219,7 +219,7 @@ async function runOnce(width: number, height: number): Promise<RunResult> {
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
-      acceptHost: (peer) => peer.every((b, i) => b === hostIdentity.publicKey[i]),
+      expectHost: hostIdentity.publicKey,
     });
     cleanup.push(() => client.stop());
 
@@ -308,7 +308,7 @@ async function runOnce(width: number, height: number): Promise<RunResult> {
     const lag = lagProbe();
     const pingOffsetUs: number[] = [];
     const offsetTimer = setInterval(() => {
-      const o = client.driver.session.clockOffsetUs;
+      const o = client.connection.clockOffsetUs;
       if (o !== undefined) pingOffsetUs.push(o);
     }, 100);
     const decoded0 = pageDecoded;

@@ -19,8 +19,9 @@ import {
   type InputEvent,
   type StreamConfigMessage,
 } from "../core/stream.ts";
-import type { SessionEvent } from "../core/session.ts";
-import { type PeerAddress, SessionDriver } from "../edge/udp_session.ts";
+import type { SessionConfig } from "../core/session.ts";
+import type { PeerAddress } from "../edge/udp_socket.ts";
+import { ClientConnection, type ConnectionEvent } from "./connection.ts";
 import { StreamMetrics } from "../edge/metrics.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { PlayerServer } from "./player/server.ts";
@@ -34,17 +35,19 @@ export interface ClientOptions {
   /** This client's identity. */
   identity: IdentityKeyPair;
   /** Accept only this host identity (default: any, with a warning printed by the caller). */
-  acceptHost?: (identity: Uint8Array) => boolean;
+  expectHost?: Uint8Array;
   /** Local player port (default 0: ephemeral). */
   playerPort?: number;
   /** Give up connecting after this long (ms). */
   connectTimeoutMs?: number;
+  /** Session timers (tests shorten them). */
+  sessionConfig?: Partial<SessionConfig>;
 }
 
 /** A connected client and its player. */
 export class WavryClient {
-  /** The RIFT connection. */
-  readonly driver: SessionDriver;
+  /** The RIFT connection (its session and media receive workers). */
+  readonly connection: ClientConnection;
   /** The local web player. */
   readonly player: PlayerServer;
   /** Client-side figures (also at the player's /metrics). */
@@ -64,12 +67,12 @@ export class WavryClient {
   #fecSeen = 0;
 
   private constructor(
-    driver: SessionDriver,
+    connection: ClientConnection,
     player: PlayerServer,
     metrics: StreamMetrics,
     hostMonoMinusPerfUs: number,
   ) {
-    this.driver = driver;
+    this.connection = connection;
     this.player = player;
     this.metrics = metrics;
     this.#hostMonoMinusPerfUs = hostMonoMinusPerfUs;
@@ -77,20 +80,20 @@ export class WavryClient {
     const perf = performance.now() * 1000;
     this.#localMonoMinusPerfUs = mono - perf;
     this.#wallMinusMonoUs = (performance.timeOrigin * 1000 + perf) - mono;
-    this.closed = driver.closed;
+    this.closed = connection.closed;
   }
 
   /** Connects to the host and starts the player; rejects with a clear message when it cannot. */
   static async start(options: ClientOptions): Promise<WavryClient> {
-    const driver = await SessionDriver.connect({
+    const connection = await ClientConnection.connect({
       remote: options.host,
       identity: options.identity,
-      acceptPeer: options.acceptHost,
+      expectHost: options.expectHost,
       config: options.connectTimeoutMs === undefined
-        ? undefined
-        : { handshakeTimeoutMs: options.connectTimeoutMs },
+        ? options.sessionConfig
+        : { ...options.sessionConfig, handshakeTimeoutMs: options.connectTimeoutMs },
     });
-    const clock = decodeClockExtension(driver.peerExtension);
+    const clock = decodeClockExtension(connection.peerExtension);
     const metrics = new StreamMetrics("client");
     let player: PlayerServer;
     try {
@@ -102,17 +105,17 @@ export class WavryClient {
         }),
       });
     } catch (error) {
-      await driver.close();
+      await connection.close();
       throw error;
     }
-    const client = new WavryClient(driver, player, metrics, clock ?? 0);
+    const client = new WavryClient(connection, player, metrics, clock ?? 0);
     client.#wire();
     return client;
   }
 
   /** Host CLOCK_MONOTONIC µs -> this machine's wall clock µs (the page's clock), once RTT is known. */
   hostMonoToWallUs(hostMonoUs: number): number | undefined {
-    const offset = this.driver.session.clockOffsetUs; // host perf - local perf
+    const offset = this.connection.clockOffsetUs; // host perf - this thread's perf
     if (offset === undefined) return undefined;
     const hostPerf = hostMonoUs - this.#hostMonoMinusPerfUs;
     const localPerf = hostPerf - offset;
@@ -121,7 +124,7 @@ export class WavryClient {
 
   #wire(): void {
     this.player.onInput((input) => this.#sendInput(input));
-    this.player.onKeyframeRequest(() => this.driver.requestKeyframe());
+    this.player.onKeyframeRequest(() => this.connection.requestKeyframe());
     this.player.onStats((stats) => {
       if (stats.t !== "paint") return;
       this.metrics.stage("decode", stats.decodeMs);
@@ -135,12 +138,12 @@ export class WavryClient {
   }
 
   async #pump(): Promise<void> {
-    for await (const event of this.driver.events()) this.#onEvent(event);
+    for await (const event of this.connection.events()) this.#onEvent(event);
     clearInterval(this.#overlayTimer);
   }
 
-  #onEvent(event: SessionEvent): void {
-    const now = performance.now();
+  #onEvent(event: ConnectionEvent): void {
+    const now = event.type === "video-frame" ? event.arrivedAt : performance.now();
     switch (event.type) {
       case "control": {
         const message = decodeControl(event.data);
@@ -251,7 +254,7 @@ export class WavryClient {
     }
     for (const event of events) {
       try {
-        this.driver.sendInput(encodeInput({
+        this.connection.sendInput(encodeInput({
           sequence: this.#inputSequence,
           clientTimeUs: Math.round(input.ts),
           event,
@@ -265,14 +268,14 @@ export class WavryClient {
 
   #pushOverlay(): void {
     // Loss on the media direction, as this side sees it: packet numbers that never arrived.
-    const stats = this.driver.session.stats;
+    const stats = this.connection.stats.media;
     if (stats.fecRecoveries > this.#fecSeen) {
       this.metrics.fecRecovered(stats.fecRecoveries - this.#fecSeen);
       this.#fecSeen = stats.fecRecoveries;
     }
     const expected = stats.packetsReceived + stats.packetsLost;
     this.metrics.transport(
-      this.driver.session.rtt.smoothedMs,
+      this.connection.rtt.smoothedMs,
       expected === 0 ? 0 : stats.packetsLost / expected,
     );
     const s = this.metrics.snapshot(performance.now());
@@ -305,7 +308,7 @@ export class WavryClient {
   /** Closes the session and the player. */
   async stop(): Promise<void> {
     clearInterval(this.#overlayTimer);
-    await this.driver.close();
+    await this.connection.close();
     await this.player.close();
   }
 }

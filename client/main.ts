@@ -10,11 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  decodeIdentityPublicKey,
-  encodeIdentityPublicKey,
-  identityFingerprint,
-} from "../crypto/identity.ts";
+import { decodeIdentityPublicKey, identityFingerprint } from "../crypto/identity.ts";
 import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
 import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
 import { WavryClient } from "./client.ts";
@@ -34,7 +30,7 @@ if (positionals.length !== 1) {
   Deno.exit(2);
 }
 const identity = await loadOrCreateIdentity(values.identity ?? defaultIdentityPath("client"));
-let expected: string | undefined;
+let expected: Uint8Array | undefined;
 if (values["expect-host"] !== undefined) {
   const key = decodeIdentityPublicKey(values["expect-host"]);
   if (key === undefined) {
@@ -43,7 +39,7 @@ if (values["expect-host"] !== undefined) {
     );
     Deno.exit(2);
   }
-  expected = encodeIdentityPublicKey(key);
+  expected = key;
 } else {
   console.error("wavry client: no --expect-host given: any host identity is accepted");
 }
@@ -52,16 +48,14 @@ try {
   client = await WavryClient.start({
     host: parseAddress(positionals[0]),
     identity,
-    acceptHost: expected === undefined
-      ? undefined
-      : (peer) => encodeIdentityPublicKey(peer) === expected,
+    expectHost: expected,
     playerPort: Number(values.port),
   });
 } catch (error) {
   console.error(`wavry client: ${(error as Error).message}`);
   Deno.exit(1);
 }
-const host = client.driver.peerIdentity;
+const host = client.connection.peerIdentity;
 console.log(
   `wavry client: connected to ${positionals[0]} (host ${identityFingerprint(host)}); ` +
     `player ${client.player.url} ; metrics ${client.player.url.replace(/\/$/, "")}/metrics`,

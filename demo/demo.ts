@@ -115,7 +115,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
-      acceptHost: (peer) => peer.every((b, i) => b === hostIdentity.publicKey[i]),
+      expectHost: hostIdentity.publicKey,
     });
     cleanup.push(() => client.stop());
     options.onUrl?.(client.player.url);

@@ -145,6 +145,17 @@ export interface ConnectOptions extends DriverOptions {
   localPort?: number;
   /** Aborts the handshake (connect then rejects and releases the socket). */
   signal?: AbortSignal;
+  /**
+   * Use this (unstarted) socket instead of binding one (e.g. a native socket,
+   * or the one ICE checks ran on); the driver owns and closes it.
+   */
+  socket?: UdpSocket;
+  /**
+   * Sees every datagram before the session; returning true takes it away
+   * (e.g. media-lane datagrams handed to a media receive worker once the lane
+   * is detached). `at` is the arrival time (`performance.now()`).
+   */
+  divert?: (datagram: Uint8Array, at: number) => boolean;
 }
 
 /** Options of {@linkcode SessionListener.listen}. */
@@ -300,7 +311,7 @@ export class SessionDriver {
         return;
       }
       const remote = { hostname: options.remote.hostname, port: options.remote.port };
-      const socket = UdpSocket.bind(
+      const socket = options.socket ?? UdpSocket.bind(
         options.localHostname ?? (remote.hostname.includes(":") ? "::" : "0.0.0.0"),
         options.localPort ?? 0,
       );
@@ -336,7 +347,14 @@ export class SessionDriver {
         },
       );
       options.signal?.addEventListener("abort", onAbort, { once: true });
-      socket.start((datagram, _from, at) => driver.#deliver(datagram, at));
+      const divert = options.divert;
+      socket.start(
+        divert === undefined
+          ? (datagram, _from, at) => driver.#deliver(datagram, at)
+          : (datagram, _from, at) => {
+            if (!divert(datagram, at)) driver.#deliver(datagram, at);
+          },
+      );
       driver.#flush(now, true);
     });
   }

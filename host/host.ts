@@ -135,7 +135,11 @@ export class WavryHost {
     });
     this.#input = await InputWorker.start({
       fd: this.#socket.fd,
-      identity: this.#options.identity,
+      // Identity files keep the secret behind a getter, which structured cloning drops.
+      identity: {
+        publicKey: this.#options.identity.publicKey.slice(),
+        secretKey: this.#options.identity.secretKey.slice(),
+      },
       allowedClients: this.#options.allowedClients,
       sessionConfig: this.#options.sessionConfig,
       display: this.#options.display,

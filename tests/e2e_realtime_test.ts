@@ -122,7 +122,7 @@ Deno.test("end to end: 720p60 for 10 s in headless Chromium — frames, pixels, 
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
-      acceptHost: (peer) => peer.every((b, i) => b === hostIdentity.publicKey[i]),
+      expectHost: hostIdentity.publicKey,
       connectTimeoutMs: 10_000,
     });
     cleanup.defer("client", () => client.stop());

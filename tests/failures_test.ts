@@ -25,9 +25,6 @@ import { startXvfb } from "./support/xvfb.ts";
 const W = 640, H = 360, FPS = 30;
 const ROOT = new URL("..", import.meta.url).pathname;
 
-const sameKey = (a: Uint8Array, b: Uint8Array) =>
-  a.length === b.length && a.every((v, i) => v === b[i]);
-
 /** A display with the moving scene on it, stopped by `cleanup`, its pids tracked. */
 async function startDisplay(cleanup: Cleanup, processes: ProcessTracker): Promise<string> {
   const xvfb = await startXvfb(W, H);
@@ -86,7 +83,7 @@ Deno.test("a client with an identity the host does not accept is refused, and th
     const client = await WavryClient.start({
       host: host.addr,
       identity: good,
-      acceptHost: (peer) => sameKey(peer, hostIdentity.publicKey),
+      expectHost: hostIdentity.publicKey,
       connectTimeoutMs: 10_000,
     });
     cleanup.defer("client", () => client.stop());
@@ -187,7 +184,7 @@ Deno.test("a client that disappears mid-stream is closed after the idle timeout;
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
-      acceptHost: (peer) => sameKey(peer, hostIdentity.publicKey),
+      expectHost: hostIdentity.publicKey,
       connectTimeoutMs: 10_000,
     });
     cleanup.defer("client", () => client.stop());
@@ -224,7 +221,7 @@ Deno.test("a page that reloads decodes again without restarting host or client",
     const client = await WavryClient.start({
       host: host.addr,
       identity: generateIdentity(),
-      acceptHost: (peer) => sameKey(peer, hostIdentity.publicKey),
+      expectHost: hostIdentity.publicKey,
       connectTimeoutMs: 10_000,
     });
     cleanup.defer("client", () => client.stop());

@@ -1,0 +1,158 @@
+/**
+ * The client's media receive worker: opens media-lane datagrams, rebuilds
+ * lost fragments from FEC and reassembles frames, on its own thread. The
+ * session worker hands it datagrams through a MessagePort (batched,
+ * transferred); it returns receive times for congestion feedback and keyframe
+ * requests the same way, and gives whole frames and audio packets to the
+ * main thread (transferred), which forwards them to the player.
+ *
+ * Its clock is CLOCK_MONOTONIC (ms), the one clock every thread shares, so
+ * the arrival times the session worker stamped stay exact.
+ *
+ * @module
+ */
+import { MediaReceiver } from "../core/media_lane.ts";
+import type { EncodedFrame } from "../core/fragment.ts";
+import { monotonicMicros } from "../media/clock.ts";
+import type { MediaPortMessage, SessionPortMessage } from "./net_worker.ts";
+
+/** Parent → worker. */
+export type MediaReceiveCommand = { type: "start"; port: MessagePort } | { type: "stop" };
+
+/** Counters reported every 250 ms. */
+export interface MediaReceiveStats {
+  packetsReceived: number;
+  packetsLost: number;
+  framesCompleted: number;
+  framesLost: number;
+  fecRecoveries: number;
+  datagramsDropped: number;
+}
+
+/** Worker → parent. */
+export type MediaReceiveEvent =
+  | { type: "video-frame"; frame: EncodedFrame; arrivedMonoMs: number }
+  | { type: "video-frame-lost"; frameId: number }
+  | { type: "audio"; sequence: number; captureTimeUs: number; data: Uint8Array }
+  | { type: "stats"; stats: MediaReceiveStats }
+  | { type: "ended" };
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<MediaReceiveCommand>) => void) | null;
+  postMessage(message: MediaReceiveEvent, transfer?: Transferable[]): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+const nowMs = () => monotonicMicros() / 1000;
+
+let receiver: MediaReceiver | undefined;
+let port: MessagePort | undefined;
+let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+let statsTimer: ReturnType<typeof setInterval> | undefined;
+
+function drain(arrivedMonoMs: number): void {
+  const r = receiver!;
+  for (let event; (event = r.pollEvent()) !== undefined;) {
+    switch (event.type) {
+      case "video-frame": {
+        // Reassembly copies into one buffer per frame: transferring it costs nothing.
+        const data = event.frame.data;
+        scope.postMessage({ type: "video-frame", frame: event.frame, arrivedMonoMs }, [
+          data.buffer as ArrayBuffer,
+        ]);
+        break;
+      }
+      case "video-frame-lost":
+        scope.postMessage(event);
+        // Ask at once: waiting for the next loss signal would freeze the picture longer.
+        port?.postMessage(
+          {
+            type: "keyframe",
+            lastCompleteFrameId: r.stats.lastCompleteFrameId,
+          } satisfies SessionPortMessage,
+        );
+        break;
+      case "audio":
+        scope.postMessage(event);
+        break;
+    }
+  }
+  const arrivals = r.takeArrivals();
+  if (arrivals.length > 0) {
+    port?.postMessage(
+      { type: "arrivals", arrivals, lostTotal: r.lostTotal } satisfies SessionPortMessage,
+    );
+  }
+  armDeadline();
+}
+
+function armDeadline(): void {
+  clearTimeout(deadlineTimer);
+  const at = receiver?.pollTimeout();
+  if (at === undefined) return;
+  deadlineTimer = setTimeout(() => {
+    const now = nowMs();
+    receiver?.handleTimeout(now);
+    drain(now);
+  }, Math.max(0, at - nowMs()));
+}
+
+function onPort(event: MessageEvent<MediaPortMessage>): void {
+  const m = event.data;
+  switch (m.type) {
+    case "lane":
+      receiver = new MediaReceiver(m.lane, nowMs());
+      statsTimer = setInterval(() => {
+        const s = receiver!.stats;
+        let dropped = 0;
+        for (const n of Object.values(s.dropped)) dropped += n ?? 0;
+        scope.postMessage({
+          type: "stats",
+          stats: {
+            packetsReceived: s.packetsReceived,
+            packetsLost: s.packetsLost,
+            framesCompleted: s.framesCompleted,
+            framesLost: s.framesLost,
+            fecRecoveries: s.fecRecoveries,
+            datagramsDropped: dropped,
+          },
+        });
+      }, 250);
+      break;
+    case "datagrams": {
+      if (receiver === undefined) return;
+      let at = 0;
+      let last = 0;
+      for (let i = 0; i < m.lengths.length; i++) {
+        const datagram = new Uint8Array(m.bytes, at, m.lengths[i]);
+        at += m.lengths[i];
+        last = m.arrivedMonoMs[i];
+        receiver.handleDatagram(datagram, last);
+      }
+      drain(last);
+      break;
+    }
+    case "closed":
+      stop();
+      break;
+  }
+}
+
+function stop(): void {
+  clearTimeout(deadlineTimer);
+  clearInterval(statsTimer);
+  port?.close();
+  scope.postMessage({ type: "ended" });
+  scope.close();
+}
+
+scope.onmessage = (event: MessageEvent<MediaReceiveCommand>) => {
+  const command = event.data;
+  if (command.type === "start") {
+    port = command.port;
+    port.onmessage = onPort;
+  } else {
+    stop();
+  }
+};
