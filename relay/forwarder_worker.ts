@@ -127,6 +127,8 @@ function start(m: StartMessage): void {
   }
   const addr = conn.addr as Deno.NetAddr;
   post({ type: "ready", address: { hostname: addr.hostname, port: addr.port } });
+  // A first snapshot at once, so /health is right from the start.
+  post({ type: "stats", stats: stats() });
   statsTimer = setInterval(() => post({ type: "stats", stats: stats() }), m.statsIntervalMs);
   loop = receiveLoop();
 }
