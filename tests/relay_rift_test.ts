@@ -130,9 +130,11 @@ Deno.test("RIFT through the relay: Noise_XX handshake, messages both ways and a 
 
     const data = new Uint8Array(200 * 1024);
     for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-    server.setPacing({ rateMbps: 50, burstDatagrams: 16 });
+    // Gentle pacing: host and client share one event loop here, on a busy 2-core machine;
+    // a video frame has no retransmission, so one datagram lost in a socket buffer loses it.
+    server.setPacing({ rateMbps: 20, burstDatagrams: 8 });
     let frame: Uint8Array | undefined;
-    for (let attempt = 0; attempt < 4 && frame === undefined; attempt++) {
+    for (let attempt = 0; attempt < 6 && frame === undefined; attempt++) {
       const outcome = within(
         5_000,
         (async () => {
@@ -147,7 +149,12 @@ Deno.test("RIFT through the relay: Noise_XX handshake, messages both ways and a 
       server.sendVideoFrame({ frameId: attempt, captureTimeUs: 1_000, keyframe: true, data });
       frame = await outcome;
     }
-    assert.ok(frame !== undefined, "no 200 KB frame got through in 4 tries");
+    assert.ok(
+      frame !== undefined,
+      `no 200 KB frame got through in 6 tries; relay ${JSON.stringify(relay.stats)}; client ${
+        JSON.stringify(client.stats)
+      }`,
+    );
     assert.deepEqual(frame, data);
 
     // The frame alone is ~175 datagrams: all of it went through the relay.
