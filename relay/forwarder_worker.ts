@@ -84,11 +84,18 @@ function onTimer(): void {
   armTimer();
 }
 
+/**
+ * One receive buffer for the socket's life: `receive()` without one allocates
+ * (and zeroes) 64 KiB per datagram. Each datagram is then copied out at its
+ * own size, since a forward is sent after the next receive has begun.
+ */
+const receiveBuffer = new Uint8Array(65_536);
+
 async function receiveLoop(): Promise<void> {
   while (!stopping) {
     let received: [Uint8Array, Deno.Addr];
     try {
-      received = await conn!.receive();
+      received = await conn!.receive(receiveBuffer);
     } catch (error) {
       if (stopping || error instanceof Deno.errors.BadResource) return;
       io.receiveErrors++;
@@ -96,7 +103,7 @@ async function receiveLoop(): Promise<void> {
     }
     try {
       const from = received[1] as Deno.NetAddr;
-      const r = table!.handle(received[0], from, nowMs());
+      const r = table!.handle(received[0].slice(), from, nowMs());
       if (r.forward) send(r.forward.bytes, r.forward.to);
       else if (r.reply) {
         send(r.reply.bytes, r.reply.to);
