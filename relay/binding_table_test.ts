@@ -484,3 +484,13 @@ Deno.test("options: an idle timeout not above twice the freshness window is refu
   }
   assert(threw);
 });
+
+Deno.test("lease key rotation: new leases need the new key; bound sessions keep forwarding", () => {
+  const { t } = boundTable();
+  const newSeed = seed(42);
+  t.setLeasePublicKey(leasePublicKeyFromBytes(ed25519.getPublicKey(newSeed)));
+  assertEquals(bind(t, lease({ sessionId: "old-key" }), ALICE, M).drop, "LeaseForged");
+  const fresh = lease({ sessionId: "new-key" }, leaseSecretKeyFromSeed(newSeed));
+  assertEquals(bind(t, fresh, ALICE, M).drop, undefined);
+  assertEquals(t.handle(new Uint8Array([0xc1]), A, T0 + 1).forward?.to, B);
+});

@@ -7,7 +7,7 @@ import {
   leasePublicKeyFromBytes,
   leaseSecretKeyFromSeed,
 } from "../crypto/lease.ts";
-import { RelayForwarder } from "./forwarder.ts";
+import { ForwarderStartError, RelayForwarder } from "./forwarder.ts";
 import { TestPeer } from "./test_peer.ts";
 import { BindState, decodeBindAck, decodeBindError, encodeBindRequest } from "./wire.ts";
 import type { ForwarderStats } from "./worker_protocol.ts";
@@ -137,5 +137,38 @@ Deno.test("forwarder (real UDP, worker): stop() closes the socket and returns fi
   } finally {
     await relay.stop();
     await p.close();
+  }
+});
+
+Deno.test("forwarder: start failures come back as typed errors (port taken, bad options)", async () => {
+  const taken = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const kinds: string[] = [];
+    for (
+      const options of [
+        { port, table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC } },
+        {
+          port: 0,
+          table: {
+            relayId: RELAY_ID,
+            leasePublicKey: GATEWAY_PUBLIC,
+            idleTimeoutMs: 1_000,
+            bindFreshnessMs: 1_000,
+          },
+        },
+      ]
+    ) {
+      try {
+        const relay = await RelayForwarder.start({ hostname: "127.0.0.1", ...options });
+        await relay.stop();
+        kinds.push("started");
+      } catch (e) {
+        kinds.push(e instanceof ForwarderStartError ? e.kind : String(e));
+      }
+    }
+    assertEquals(kinds, ["BindFailed", "BadOptions"]);
+  } finally {
+    taken.close();
   }
 });
