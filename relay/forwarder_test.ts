@@ -8,7 +8,7 @@ import {
   leaseSecretKeyFromSeed,
 } from "../crypto/lease.ts";
 import { ForwarderStartError, RelayForwarder } from "./forwarder.ts";
-import { TestPeer } from "./test_peer.ts";
+import { TestPeer } from "./test_support.ts";
 import { BindState, decodeBindAck, decodeBindError, encodeBindRequest } from "./wire.ts";
 import type { ForwarderStats } from "./worker_protocol.ts";
 

@@ -7,7 +7,7 @@ import {
   leasePublicKeyFromBytes,
   leaseSecretKeyFromSeed,
 } from "../crypto/lease.ts";
-import { TestPeer } from "./test_peer.ts";
+import { TestPeer } from "./test_support.ts";
 import { BindState, decodeBindAck, encodeBindRequest } from "./wire.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -8,7 +8,7 @@ import {
   leaseSecretKeyFromSeed,
 } from "../crypto/lease.ts";
 import { startRelay } from "./server.ts";
-import { TestPeer } from "./test_peer.ts";
+import { TestPeer } from "./test_support.ts";
 import { decodeBindError, encodeBindRequest } from "./wire.ts";
 
 const seed = crypto.getRandomValues(new Uint8Array(32));

@@ -18,7 +18,7 @@ import { SessionDriver, SessionListener } from "../edge/udp_session.ts";
 import { within } from "../edge/test_support.ts";
 import { RelayForwarder } from "../relay/forwarder.ts";
 import type { RelayAddress } from "../relay/binding_table.ts";
-import { TestPeer } from "../relay/test_peer.ts";
+import { TestPeer } from "../relay/test_support.ts";
 import { BindState, decodeBindAck, encodeBindRequest } from "../relay/wire.ts";
 
 const LOOPBACK = "127.0.0.1";
