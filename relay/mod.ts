@@ -76,3 +76,4 @@ export {
 } from "./registration.ts";
 export { type RelayServerOptions, type RunningRelay, startRelay } from "./server.ts";
 export { TokenBucket } from "./token_bucket.ts";
+export { PeerBinding, type PeerBindingOptions, type PeerBindingState } from "./peer_binding.ts";

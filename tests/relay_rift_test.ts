@@ -19,24 +19,31 @@ import { within } from "../edge/test_support.ts";
 import { RelayForwarder } from "../relay/forwarder.ts";
 import type { RelayAddress } from "../relay/binding_table.ts";
 import { TestPeer } from "../relay/test_support.ts";
-import { BindState, decodeBindAck, encodeBindRequest } from "../relay/wire.ts";
+import { PeerBinding, type PeerBindingState } from "../relay/peer_binding.ts";
 
 const LOOPBACK = "127.0.0.1";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Opens a relay binding from a fresh loopback port; returns the port, released again. */
+/**
+ * Opens a relay binding from a fresh loopback port with the peer-side state
+ * machine, until the relay answers; returns the port (released again) and the state.
+ */
 async function bindFromPort(
   relay: RelayAddress,
   lease: string,
   identity: IdentityKeyPair,
-): Promise<{ port: number; state: BindState }> {
+): Promise<{ port: number; state: PeerBindingState["state"] }> {
   const socket = new TestPeer(LOOPBACK, 0);
+  const binding = new PeerBinding({ lease, identity, retryMs: 200, timeoutMs: 3_000 });
   try {
-    await socket.send(encodeBindRequest(lease, identity, Date.now()), relay);
-    const ack = decodeBindAck((await socket.next(2_000))?.bytes ?? new Uint8Array());
-    assert.ok(ack !== undefined, "no BIND_ACK");
-    return { port: socket.address.port, state: ack.state };
+    while (binding.status.state === "binding") {
+      const out = binding.poll(Date.now());
+      if (out !== undefined) await socket.send(out, relay);
+      const answer = await socket.next(50);
+      if (answer !== undefined) binding.handle(answer.bytes);
+    }
+    return { port: socket.address.port, state: binding.status.state };
   } finally {
     await socket.close();
   }
@@ -71,9 +78,9 @@ Deno.test("RIFT through the relay: Noise_XX handshake, messages both ways and a 
       statsIntervalMs: 100,
     });
     const hostBinding = await bindFromPort(relay.address, lease, hostId);
-    assert.equal(hostBinding.state, BindState.WaitingForPeer);
+    assert.equal(hostBinding.state, "waiting-for-peer");
     const clientBinding = await bindFromPort(relay.address, lease, clientId);
-    assert.equal(clientBinding.state, BindState.Ready);
+    assert.equal(clientBinding.state, "ready");
 
     listener = SessionListener.listen({
       hostname: LOOPBACK,
