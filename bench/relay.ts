@@ -1,0 +1,422 @@
+/**
+ * Relay forwarding benchmark, 1200-byte datagrams on loopback, three paths
+ * measured in the same run with the same two peers and the same method:
+ *
+ * - `direct`: peer A → peer B, plain UDP (the baseline);
+ * - `relay`: A → our relay (its forwarder worker) → B, after both bind with a lease;
+ * - `coturn`: A → Debian's `turnserver` (TURN over UDP, anonymous, ChannelData)
+ *   → B, if `turnserver` is installed (our own minimal TURN client below).
+ *
+ * Throughput: a closed loop keeps `--window` datagrams in flight A → B for
+ * `--seconds`, so buffers do not overflow and the figure is what the path
+ * sustains; a datagram not back within 50 ms frees its window slot. Latency: `--pings`
+ * ping-pongs A → B → A through the path, round-trip p50/p99. Paths run in
+ * rounds (direct, relay, coturn, direct, …) so drift in machine load hits
+ * all alike. Ratios, not absolute figures, are the result on a shared VM.
+ *
+ * `deno run -A bench/relay.ts [--seconds 2] [--rounds 2] [--window 32] [--pings 500] [--no-coturn]`
+ *
+ * Last line: `relay_pps=N direct_pps=N coturn_pps=N pps_ratio=R relay_vs_coturn=R
+ * relay_p50_us=N relay_p99_us=N direct_p99_us=N coturn_p99_us=N` (`pps_ratio` = relay / direct).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { generateIdentity } from "../crypto/identity.ts";
+import {
+  encodePeerKey,
+  issueLease,
+  leasePublicKeyFromBytes,
+  leaseSecretKeyFromSeed,
+} from "../crypto/lease.ts";
+import { RelayForwarder } from "../relay/forwarder.ts";
+import type { RelayAddress } from "../relay/binding_table.ts";
+import { decodeBindAck, encodeBindRequest } from "../relay/wire.ts";
+
+const SIZE = 1200;
+const LOOPBACK = "127.0.0.1";
+
+/** A raw socket whose datagrams go to a replaceable handler. */
+class Peer {
+  readonly conn: Deno.DatagramConn;
+  readonly address: RelayAddress;
+  onDatagram: (bytes: Uint8Array, from: Deno.NetAddr) => void = () => {};
+  #closed = false;
+  readonly #loop: Promise<void>;
+
+  constructor() {
+    const conn = Deno.listenDatagram({ hostname: LOOPBACK, port: 0, transport: "udp" });
+    this.conn = conn;
+    this.address = { hostname: LOOPBACK, port: (conn.addr as Deno.NetAddr).port };
+    this.#loop = (async () => {
+      while (!this.#closed) {
+        try {
+          const [b, from] = await conn.receive();
+          this.onDatagram(b, from as Deno.NetAddr);
+        } catch (e) {
+          if (this.#closed || e instanceof Deno.errors.BadResource) return;
+        }
+      }
+    })();
+  }
+
+  send(bytes: Uint8Array, to: RelayAddress): Promise<number> {
+    return this.conn.send(bytes, { transport: "udp", hostname: to.hostname, port: to.port });
+  }
+
+  /** The next datagram (for set-up exchanges). */
+  next(timeoutMs = 2_000): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("timed out waiting for a datagram")), timeoutMs);
+      this.onDatagram = (b) => {
+        clearTimeout(t);
+        this.onDatagram = () => {};
+        resolve(b);
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch { /* closed */ }
+    await this.#loop;
+  }
+}
+
+/** How a path wraps and unwraps A's and B's datagrams. */
+interface Path {
+  name: string;
+  /** A sends `payload` towards B. */
+  aToB: (payload: Uint8Array) => Promise<unknown>;
+  /** B sends `payload` towards A. */
+  bToA: (payload: Uint8Array) => Promise<unknown>;
+  /** The payload inside what A receives. */
+  unwrapAtA: (bytes: Uint8Array) => Uint8Array;
+}
+
+async function throughput(path: Path, a: Peer, b: Peer, seconds: number, window: number) {
+  const payload = new Uint8Array(SIZE).fill(0x5a);
+  payload[0] = 0xc1; // RIFT-looking, so our relay forwards it
+  let received = 0;
+  let sent = 0;
+  let freed = 0; // window slots given back for datagrams presumed lost
+  let wake: (() => void) | undefined;
+  b.onDatagram = () => {
+    received++;
+    wake?.();
+  };
+  a.onDatagram = () => {};
+  const end = performance.now() + seconds * 1000;
+  let lastProgress = performance.now();
+  let lastReceived = 0;
+  while (performance.now() < end) {
+    // At most one window per turn: sends and receives interleave, so "until the window is
+    // full" alone could loop forever without looking at the clock.
+    for (let k = 0; k < window && sent - received - freed < window; k++) {
+      await path.aToB(payload);
+      sent++;
+    }
+    await new Promise<void>((r) => {
+      wake = r;
+      setTimeout(r, 5);
+    });
+    wake = undefined;
+    if (received !== lastReceived) {
+      lastReceived = received;
+      lastProgress = performance.now();
+    } else if (performance.now() - lastProgress > 50) {
+      freed = sent - received;
+      lastProgress = performance.now();
+    }
+  }
+  const elapsed = seconds + (performance.now() - end) / 1000;
+  await new Promise((r) => setTimeout(r, 50));
+  return { pps: received / elapsed, sent, received };
+}
+
+async function latency(path: Path, a: Peer, b: Peer, pings: number): Promise<number[]> {
+  const payload = new Uint8Array(SIZE).fill(0x33);
+  payload[0] = 0xc1;
+  const rtts: number[] = [];
+  b.onDatagram = (bytes) => void path.bToA(bytes);
+  for (let i = 0; i < pings; i++) {
+    const start = performance.now();
+    const back = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 200);
+      a.onDatagram = (bytes) => {
+        if (path.unwrapAtA(bytes).length !== SIZE) return;
+        clearTimeout(t);
+        resolve(true);
+      };
+      path.aToB(payload);
+    });
+    if (back) rtts.push((performance.now() - start) * 1000);
+  }
+  return rtts.sort((x, y) => x - y);
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+
+// --- our relay ---------------------------------------------------------------------------
+
+async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Promise<void> }> {
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  const ida = generateIdentity();
+  const idb = generateIdentity();
+  const now = Date.now();
+  const lease = issueLease(leaseSecretKeyFromSeed(seed), {
+    sessionId: "bench",
+    peers: [encodePeerKey(ida.publicKey), encodePeerKey(idb.publicKey)],
+    relayId: "bench-relay",
+    notBefore: new Date(now - 1000),
+    expiresAt: new Date(now + 3600_000),
+    bandwidthBps: 100e9,
+    issuer: "bench",
+  });
+  const relay = await RelayForwarder.start({
+    hostname: LOOPBACK,
+    port: 0,
+    table: {
+      relayId: "bench-relay",
+      leasePublicKey: leasePublicKeyFromBytes(ed25519.getPublicKey(seed)),
+    },
+  });
+  for (const [peer, id] of [[a, ida], [b, idb]] as const) {
+    const ack = peer.next();
+    await peer.send(encodeBindRequest(lease, id, Date.now()), relay.address);
+    if (decodeBindAck(await ack) === undefined) throw new Error("relay did not ack the binding");
+  }
+  const to = relay.address;
+  return {
+    path: {
+      name: "relay",
+      aToB: (p) => a.send(p, to),
+      bToA: (p) => b.send(p, to),
+      unwrapAtA: (x) => x,
+    },
+    stop: async () => void await relay.stop(),
+  };
+}
+
+// --- coturn: a minimal anonymous TURN client (RFC 8656 Allocate + ChannelBind, ChannelData) ---
+
+const MAGIC = 0x2112a442;
+
+function stunMessage(type: number, attrs: [number, Uint8Array][]): Uint8Array {
+  const body = attrs.reduce((n, [, v]) => n + 4 + Math.ceil(v.length / 4) * 4, 0);
+  const out = new Uint8Array(20 + body);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(0, type);
+  dv.setUint16(2, body);
+  dv.setUint32(4, MAGIC);
+  crypto.getRandomValues(out.subarray(8, 20));
+  let off = 20;
+  for (const [t, v] of attrs) {
+    dv.setUint16(off, t);
+    dv.setUint16(off + 2, v.length);
+    out.set(v, off + 4);
+    off += 4 + Math.ceil(v.length / 4) * 4;
+  }
+  return out;
+}
+
+function xorAddress(a: RelayAddress): Uint8Array {
+  const v = new Uint8Array(8);
+  const dv = new DataView(v.buffer);
+  v[1] = 0x01;
+  dv.setUint16(2, a.port ^ (MAGIC >>> 16));
+  const ip = a.hostname.split(".").map(Number);
+  dv.setUint32(4, (((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) ^ MAGIC) >>> 0);
+  return v;
+}
+
+function findAttr(msg: Uint8Array, type: number): Uint8Array | undefined {
+  const dv = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
+  for (let off = 20; off + 4 <= msg.length;) {
+    const t = dv.getUint16(off);
+    const len = dv.getUint16(off + 2);
+    if (t === type) return msg.subarray(off + 4, off + 4 + len);
+    off += 4 + Math.ceil(len / 4) * 4;
+  }
+  return undefined;
+}
+
+function readXorAddress(v: Uint8Array): RelayAddress {
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const port = dv.getUint16(2) ^ (MAGIC >>> 16);
+  const ip = (dv.getUint32(4) ^ MAGIC) >>> 0;
+  return { hostname: [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join("."), port };
+}
+
+async function coturnPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Promise<void> }> {
+  const probe = Deno.listenDatagram({ hostname: LOOPBACK, port: 0, transport: "udp" });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const child = new Deno.Command("turnserver", {
+    args: [
+      "-n",
+      "--no-auth",
+      "--listening-ip=127.0.0.1",
+      `--listening-port=${port}`,
+      "--relay-ip=127.0.0.1",
+      "--allow-loopback-peers",
+      "--no-tls",
+      "--no-dtls",
+      "--no-cli",
+      "--min-port=49152",
+      "--max-port=65535",
+      "--log-file=stdout",
+      "--no-stdout-log",
+      "--realm=bench",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+  };
+  try {
+    const server = { hostname: LOOPBACK, port };
+    let response: Uint8Array | undefined;
+    const transport = new Uint8Array([17, 0, 0, 0]);
+    for (let i = 0; i < 40 && response === undefined; i++) {
+      const r = a.next(250).catch(() => undefined);
+      await a.send(stunMessage(0x0003, [[0x0019, transport]]), server); // Allocate
+      response = await r;
+    }
+    if (response === undefined) throw new Error("turnserver did not answer Allocate");
+    if (new DataView(response.buffer, response.byteOffset).getUint16(0) !== 0x0103) {
+      throw new Error(
+        `Allocate failed (type 0x${response[0].toString(16)}${response[1].toString(16)})`,
+      );
+    }
+    const relayed = readXorAddress(findAttr(response, 0x0016)!);
+    const channel = 0x4000;
+    const chattr = new Uint8Array([channel >> 8, channel & 255, 0, 0]);
+    const bound = a.next();
+    await a.send(stunMessage(0x0009, [[0x000c, chattr], [0x0012, xorAddress(b.address)]]), server);
+    const cb = await bound;
+    if (new DataView(cb.buffer, cb.byteOffset).getUint16(0) !== 0x0109) {
+      throw new Error("ChannelBind failed");
+    }
+    const framed = new Uint8Array(4 + SIZE);
+    framed[0] = channel >> 8;
+    framed[1] = channel & 255;
+    framed[2] = SIZE >> 8;
+    framed[3] = SIZE & 255;
+    return {
+      path: {
+        name: "coturn",
+        aToB: (p) => {
+          framed.set(p, 4);
+          return a.send(framed, server);
+        },
+        bToA: (p) => b.send(p, relayed),
+        unwrapAtA: (x) => x.subarray(4, 4 + ((x[2] << 8) | x[3])),
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+function direct(a: Peer, b: Peer): Path {
+  return {
+    name: "direct",
+    aToB: (p) => a.send(p, b.address),
+    bToA: (p) => b.send(p, a.address),
+    unwrapAtA: (x) => x,
+  };
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      seconds: { type: "string", default: "2" },
+      rounds: { type: "string", default: "2" },
+      window: { type: "string", default: "32" },
+      pings: { type: "string", default: "500" },
+      "no-coturn": { type: "boolean", default: false },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const window = Number(values.window);
+  const pings = Number(values.pings);
+
+  // One pair of peers per path, so a binding or a TURN channel never sees another path's traffic.
+  const peers: Peer[] = [];
+  const pair = () => {
+    const p = [new Peer(), new Peer()] as const;
+    peers.push(...p);
+    return p;
+  };
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const paths: { path: Path; a: Peer; b: Peer }[] = [];
+    const [da, db] = pair();
+    paths.push({ path: direct(da, db), a: da, b: db });
+    const [ra, rb] = pair();
+    const relay = await relayPath(ra, rb);
+    stops.push(relay.stop);
+    paths.push({ path: relay.path, a: ra, b: rb });
+    let haveCoturn = false;
+    if (!values["no-coturn"]) {
+      try {
+        const [ca, cb] = pair();
+        const coturn = await coturnPath(ca, cb);
+        stops.push(coturn.stop);
+        paths.push({ path: coturn.path, a: ca, b: cb });
+        haveCoturn = true;
+      } catch (e) {
+        console.error(`coturn skipped: ${(e as Error).message}`);
+      }
+    }
+
+    const pps: Record<string, number[]> = {};
+    const rtts: Record<string, number[]> = {};
+    for (let round = 0; round < rounds; round++) {
+      for (const { path, a, b } of paths) {
+        const t = await throughput(path, a, b, seconds, window);
+        (pps[path.name] ??= []).push(t.pps);
+        const l = await latency(path, a, b, pings);
+        (rtts[path.name] ??= []).push(...l);
+        console.log(
+          `round ${round + 1} ${path.name.padEnd(6)} ${Math.round(t.pps)} pps ` +
+            `(${t.received}/${t.sent} delivered), rtt p50 ${Math.round(pct(l, 0.5))} us ` +
+            `p99 ${Math.round(pct(l, 0.99))} us (${l.length}/${pings} pings)`,
+        );
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const r = (name: string) => Math.round(mean(pps[name] ?? [NaN]));
+    const sorted = (name: string) => (rtts[name] ?? []).sort((x, y) => x - y);
+    const p = (name: string, q: number) => Math.round(pct(sorted(name), q));
+    console.log(`command: deno run -A bench/relay.ts ${args.join(" ")}`.trim());
+    console.log(
+      `relay_pps=${r("relay")} direct_pps=${r("direct")} coturn_pps=${
+        haveCoturn ? r("coturn") : "NA"
+      } pps_ratio=${(r("relay") / r("direct")).toFixed(3)} relay_vs_coturn=${
+        haveCoturn ? (r("relay") / r("coturn")).toFixed(3) : "NA"
+      } relay_p50_us=${p("relay", 0.5)} relay_p99_us=${p("relay", 0.99)} direct_p99_us=${
+        p("direct", 0.99)
+      } coturn_p99_us=${haveCoturn ? p("coturn", 0.99) : "NA"}`,
+    );
+  } finally {
+    for (const stop of stops) await stop();
+    await Promise.all(peers.map((x) => x.close()));
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

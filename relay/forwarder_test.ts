@@ -1,0 +1,174 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { generateIdentity } from "../crypto/identity.ts";
+import {
+  encodePeerKey,
+  issueLease,
+  leasePublicKeyFromBytes,
+  leaseSecretKeyFromSeed,
+} from "../crypto/lease.ts";
+import { ForwarderStartError, RelayForwarder } from "./forwarder.ts";
+import { TestPeer } from "./test_support.ts";
+import { BindState, decodeBindAck, decodeBindError, encodeBindRequest } from "./wire.ts";
+import type { ForwarderStats } from "./worker_protocol.ts";
+
+const gatewaySeed = crypto.getRandomValues(new Uint8Array(32));
+const GATEWAY_SECRET = leaseSecretKeyFromSeed(gatewaySeed);
+const GATEWAY_PUBLIC = leasePublicKeyFromBytes(ed25519.getPublicKey(gatewaySeed));
+const RELAY_ID = "relay-loopback";
+
+function waitForStats(
+  relay: RelayForwarder,
+  ok: (s: ForwarderStats) => boolean,
+  timeoutMs = 3_000,
+): Promise<ForwarderStats> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      off();
+      reject(new Error(`no matching stats within ${timeoutMs} ms: ${JSON.stringify(relay.stats)}`));
+    }, timeoutMs);
+    const off = relay.onStats((s) => {
+      if (ok(s)) {
+        clearTimeout(t);
+        off();
+        resolve(s);
+      }
+    });
+  });
+}
+
+Deno.test("forwarder (real UDP, worker): two peers bind with a lease and exchange datagrams byte for byte; killing the relay stops delivery", async () => {
+  const alice = generateIdentity();
+  const bob = generateIdentity();
+  const now = Date.now();
+  const lease = issueLease(GATEWAY_SECRET, {
+    sessionId: "loopback-1",
+    peers: [encodePeerKey(alice.publicKey), encodePeerKey(bob.publicKey)],
+    relayId: RELAY_ID,
+    notBefore: new Date(now - 1000),
+    expiresAt: new Date(now + 600_000),
+    bandwidthBps: 1_000_000_000,
+    issuer: "test",
+  });
+  let relay: RelayForwarder | undefined;
+  const a = new TestPeer();
+  const b = new TestPeer();
+  const m = new TestPeer();
+  try {
+    relay = await RelayForwarder.start({
+      hostname: "127.0.0.1",
+      port: 0,
+      table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+      statsIntervalMs: 50,
+    });
+    const to = relay.address;
+
+    // A sniffed lease is useless to someone else: the relay answers small and binds nothing.
+    const stolen = encodeBindRequest(lease, generateIdentity(), Date.now());
+    await m.send(stolen, to);
+    const refusal = await m.next();
+    assertEquals(decodeBindError(refusal!.bytes)?.kind, "PeerNotInLease");
+    assert(refusal!.bytes.length < stolen.length);
+
+    const reqA = encodeBindRequest(lease, alice, Date.now());
+    await a.send(reqA, to);
+    const ackA = decodeBindAck((await a.next())!.bytes);
+    assertEquals(ackA?.state, BindState.WaitingForPeer);
+    await b.send(encodeBindRequest(lease, bob, Date.now()), to);
+    const ackB = decodeBindAck((await b.next())!.bytes);
+    assertEquals(ackB?.state, BindState.Ready);
+
+    // Both ways, byte for byte, RIFT-looking datagrams of many sizes.
+    for (let i = 0; i < 40; i++) {
+      const [src, dst] = i % 2 === 0 ? [a, b] : [b, a];
+      const bytes = crypto.getRandomValues(new Uint8Array(1 + ((i * 97) % 1400)));
+      bytes[0] = 0xc0 | (bytes[0] & 0x3f);
+      await src.send(bytes, to);
+      const got = await dst.next();
+      assert(got !== undefined, `datagram ${i} was not delivered`);
+      assertEquals(got.from, to, "delivered from the relay's address");
+      assertEquals(got.bytes, bytes);
+    }
+    const s = await waitForStats(relay, (s) => s.counters.forwardedPackets >= 40);
+    assertEquals(s.counters.forwardedPackets, 40);
+    assertEquals(s.counters.drops.PeerNotInLease, 1);
+    assertEquals(s.readySessions, 1);
+    assertEquals(m.queued, 0, "the outsider received nothing else");
+
+    // Kill the relay mid-stream (terminate the worker, as a crash would).
+    relay.kill();
+    await new Promise((r) => setTimeout(r, 100));
+    const lost = new Uint8Array(100).fill(0xc1);
+    for (let i = 0; i < 5; i++) {
+      try {
+        await a.send(lost, to);
+      } catch {
+        // ECONNREFUSED from an earlier ICMP port-unreachable is also "the relay is gone"
+      }
+    }
+    assertEquals(await b.next(500), undefined, "nothing is delivered after the relay died");
+  } finally {
+    await relay?.stop();
+    await Promise.all([a.close(), b.close(), m.close()]);
+  }
+});
+
+Deno.test("forwarder (real UDP, worker): stop() closes the socket and returns final counters", async () => {
+  const relay = await RelayForwarder.start({
+    hostname: "127.0.0.1",
+    port: 0,
+    table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+  });
+  const p = new TestPeer();
+  try {
+    await p.send(new Uint8Array([0, 1, 0, 0]), relay.address);
+    await p.send(new Uint8Array([0xc1, 1, 2]), relay.address);
+    await new Promise((r) => setTimeout(r, 100));
+    const final = await relay.stop();
+    assertEquals(final?.counters.drops.ForeignProtocol, 1);
+    assertEquals(final?.counters.drops.UnboundSource, 1);
+    // The port is free again.
+    const again = Deno.listenDatagram({
+      hostname: "127.0.0.1",
+      port: relay.address.port,
+      transport: "udp",
+    });
+    again.close();
+  } finally {
+    await relay.stop();
+    await p.close();
+  }
+});
+
+Deno.test("forwarder: start failures come back as typed errors (port taken, bad options)", async () => {
+  const taken = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const kinds: string[] = [];
+    for (
+      const options of [
+        { port, table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC } },
+        {
+          port: 0,
+          table: {
+            relayId: RELAY_ID,
+            leasePublicKey: GATEWAY_PUBLIC,
+            idleTimeoutMs: 1_000,
+            bindFreshnessMs: 1_000,
+          },
+        },
+      ]
+    ) {
+      try {
+        const relay = await RelayForwarder.start({ hostname: "127.0.0.1", ...options });
+        await relay.stop();
+        kinds.push("started");
+      } catch (e) {
+        kinds.push(e instanceof ForwarderStartError ? e.kind : String(e));
+      }
+    }
+    assertEquals(kinds, ["BindFailed", "BadOptions"]);
+  } finally {
+    taken.close();
+  }
+});

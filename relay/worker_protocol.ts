@@ -1,0 +1,96 @@
+/**
+ * Messages between the relay's main thread and its forwarder worker. Plain
+ * structured-clone data: errors cross as values with a kind, never as throws.
+ *
+ * @module
+ */
+
+import type { BindingTableOptions, RelayAddress, RelayCounters } from "./binding_table.ts";
+
+/** Main → worker: bind the socket and start forwarding. */
+export interface StartMessage {
+  /** Message type. */
+  type: "start";
+  /** UDP address to bind. */
+  hostname: string;
+  /** UDP port to bind (0: ephemeral). */
+  port: number;
+  /** Binding table options (relay id, lease key, limits). */
+  table: BindingTableOptions;
+  /** How often the worker posts its counters (ms). */
+  statsIntervalMs: number;
+}
+
+/** Main → worker: the gateway's lease key changed. */
+export interface LeaseKeyMessage {
+  /** Message type. */
+  type: "leaseKey";
+  /** The new `k4.public.` key. */
+  key: string;
+}
+
+/** Main → worker: close the socket and stop. */
+export interface StopMessage {
+  /** Message type. */
+  type: "stop";
+}
+
+/** Anything the main thread sends. */
+export type ToWorker = StartMessage | LeaseKeyMessage | StopMessage;
+
+/** What the worker reports periodically and when it stops. */
+export interface ForwarderStats {
+  /** The binding table's counters. */
+  counters: RelayCounters;
+  /** Sessions held. */
+  sessions: number;
+  /** Sessions with both peers bound. */
+  readySessions: number;
+  /** Peer bindings held. */
+  boundPeers: number;
+  /** Sends the kernel refused. */
+  sendErrors: number;
+  /** Receive calls that failed (e.g. an ICMP error left on the socket). */
+  receiveErrors: number;
+  /** Exceptions caught in the forwarding loop. */
+  exceptions: number;
+  /** When the snapshot was taken (ms since the epoch). */
+  atMs: number;
+}
+
+/** Worker → main: the socket is bound. */
+export interface ReadyMessage {
+  /** Message type. */
+  type: "ready";
+  /** The bound address (the real port when 0 was asked). */
+  address: RelayAddress;
+}
+
+/** Worker → main: periodic counters. */
+export interface StatsMessage {
+  /** Message type. */
+  type: "stats";
+  /** The counters. */
+  stats: ForwarderStats;
+}
+
+/** Worker → main: the worker could not start (e.g. the port is taken). */
+export interface FailedMessage {
+  /** Message type. */
+  type: "failed";
+  /** Kind of failure. */
+  kind: "BindFailed" | "BadOptions";
+  /** Human-readable detail. */
+  detail: string;
+}
+
+/** Worker → main: the socket is closed; final counters. */
+export interface StoppedMessage {
+  /** Message type. */
+  type: "stopped";
+  /** Final counters. */
+  stats: ForwarderStats;
+}
+
+/** Anything the worker sends. */
+export type FromWorker = ReadyMessage | StatsMessage | FailedMessage | StoppedMessage;
