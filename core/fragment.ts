@@ -338,6 +338,24 @@ export class Reassembler {
   }
 
   /**
+   * Gives up every pending frame sent before `frameId` (serial-number order).
+   * Called when `frameId` completed: a frame's fragments and FEC parity all
+   * leave before the next frame's, so an older frame still incomplete once a
+   * newer one is whole will not complete — waiting for its deadline would only
+   * freeze the picture longer. Reported by the next {@linkcode expire}.
+   */
+  giveUpBefore(frameId: number, now: number): void {
+    for (const p of this.#pending.values()) {
+      const behind = (frameId - p.frameId) >>> 0;
+      if (behind === 0 || behind >= HALF_SERIAL) continue;
+      this.#pending.delete(p.frameId);
+      this.#remember(p.frameId);
+      this.#stats.expired++;
+      this.#givenUp.push({ frameId: p.frameId, at: now });
+    }
+  }
+
+  /**
    * Gives up every pending frame whose deadline is ≤ `now` and returns the
    * ids of all frames given up since the last call (including frames evicted
    * or rejected as oversized), each exactly once, so the caller can request a

@@ -376,6 +376,10 @@ export class MediaReceiver {
     if (complete === undefined) return;
     this.#stats.framesCompleted++;
     this.#stats.lastCompleteFrameId = complete.frameId;
+    // An older frame still incomplete now cannot complete (its packets and parity left first):
+    // report it lost at once so the keyframe request leaves now, not at the deadline.
+    this.#reassembler.giveUpBefore(complete.frameId, now);
+    this.handleTimeout(now);
     this.#events.push({ type: "video-frame", frame: complete });
   }
 

@@ -152,3 +152,22 @@ Deno.test("media lane: arbitrary bytes never throw and are never accepted", () =
   );
   assert.equal(receiver.stats.packetsReceived, 0);
 });
+
+Deno.test("media lane: a frame that cannot be rebuilt is reported lost as soon as a later one completes", () => {
+  const { host, client } = establishedPair(6);
+  const sender = new MediaSender(host.detachMedia(), 0);
+  const receiver = new MediaReceiver(client.detachMedia(), 0);
+  const data = new Rng(7).bytes(5_000);
+  sender.sendVideoFrame({ frameId: 1, captureTimeUs: 1, keyframe: true, data });
+  const first = drain(sender, 1);
+  sender.sendVideoFrame({ frameId: 2, captureTimeUs: 2, keyframe: false, data });
+  const second = drain(sender, 1);
+  // Frame 1 loses a fragment (no FEC): nothing can rebuild it.
+  for (const d of first.slice(1)) receiver.handleDatagram(d, 2);
+  for (const d of second) receiver.handleDatagram(d, 3);
+  const events = [];
+  for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
+  // Reported at 3 ms, long before the 150 ms reassembly deadline.
+  assert.deepEqual(events.map((e) => e.type), ["video-frame-lost", "video-frame"]);
+  assert.equal(receiver.stats.framesLost, 1);
+});
