@@ -481,7 +481,9 @@ export class IceAgent {
     if (this.#state === "checking" && this.#startedAt !== undefined) {
       if (this.#remote && this.#hasCheckWork()) t = Math.min(t, this.#nextCheckAt);
       t = Math.min(t, this.#startedAt + this.#timing.failBoundMs);
-      if (this.#firstSuccessAt !== undefined && this.#role === "controlling") {
+      if (
+        this.#firstSuccessAt !== undefined && this.#role === "controlling" && !this.#nominating
+      ) {
         t = Math.min(
           t,
           Math.max(

@@ -203,6 +203,8 @@ Deno.test("consent freshness: checks keep going, and the peer vanishing loses co
   sim.run(20_000, false);
   assertEquals(sim.a.state, "connected");
   assert(sim.a.counters.consentSuccesses >= 3, "consent checks succeeded");
+  // Timers only wake the agents when there is work: no busy polling in 20 s.
+  assert(sim.iterations < 200, `${sim.iterations} wake-ups`);
   // B's process is gone: a fresh agent without credentials answers nothing.
   const cut = sim.now;
   // deno-lint-ignore no-explicit-any

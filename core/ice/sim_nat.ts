@@ -128,6 +128,8 @@ export class IcePeerSim {
   filtered = 0;
   /** Datagrams lost to simulated loss. */
   lost = 0;
+  /** Loop iterations of {@linkcode run}: a busy timer would show here as thousands. */
+  iterations = 0;
   readonly hostA = v4("10.0.1.2", 5000);
   readonly hostB = v4("10.0.2.2", 5000);
   readonly #natA?: SimNat;
@@ -309,6 +311,7 @@ export class IcePeerSim {
   run(durationMs: number, stopWhenSettled = true): void {
     const end = this.now + durationMs;
     while (this.now <= end) {
+      this.iterations++;
       for (const inj of this.#opts.inject?.(this.now) ?? []) {
         (inj.to === "A" ? this.a : this.b).handleDatagram(inj.bytes, inj.from, 0, this.now);
       }
