@@ -50,7 +50,12 @@ async function startStun(topo: NetnsTopology): Promise<void> {
  * Builds the topology, starts both peers, exchanges offers, and waits for
  * each peer's outcome (`selected` or `failed`). The caller closes everything.
  */
-async function connectAcross(natA: NatType, natB: NatType, body: (r: Run) => Promise<void>) {
+async function connectAcross(
+  natA: NatType,
+  natB: NatType,
+  body: (r: Run) => Promise<void>,
+  extraArgs: string[] = [],
+) {
   await using topo = await NetnsTopology.create({
     public: ["stun"],
     private: [{ name: "a", nat: natA }, { name: "b", nat: natB }],
@@ -60,12 +65,12 @@ async function connectAcross(natA: NatType, natB: NatType, body: (r: Run) => Pro
   const bind = `0.0.0.0:${PEER_PORT}`;
   await using a = new IcePeerProcess(
     `peer a (${natA})`,
-    ["--role", "controlling", "--stun", stun, "--bind", bind],
+    ["--role", "controlling", "--stun", stun, "--bind", bind, ...extraArgs],
     topo.hostNs("a"),
   );
   await using b = new IcePeerProcess(
     `peer b (${natB})`,
-    ["--role", "controlled", "--stun", stun, "--bind", bind],
+    ["--role", "controlled", "--stun", stun, "--bind", bind, ...extraArgs],
     topo.hostNs("b"),
   );
   const [offerA, offerB] = await Promise.all([
@@ -164,4 +169,36 @@ Deno.test("ICE across NATs 3: symmetric ↔ symmetric: no direct pair within the
     assert.ok(r.outA.elapsedMs < DIRECT_BOUND_MS + 1000, `failed after ${r.outA.elapsedMs} ms`);
     return Promise.resolve();
   });
+});
+
+/** The peer's counters, asked for now (events are kept, so match the newest). */
+async function stats(p: IcePeerProcess): Promise<PeerEvent> {
+  const before = p.events.length;
+  await p.send({ op: "stats" });
+  return await p.next((e) => e.ev === "stats" && p.events.indexOf(e) >= before, 5000);
+}
+
+Deno.test("ICE across NATs 1b: eim ↔ eim, both routers' mappings flushed: consent and RIFT carry on", async () => {
+  await connectAcross("eim", "eim", async (r) => {
+    assert.equal(r.outA.ev, "selected");
+    await Promise.all([r.topo.flushNat("a"), r.topo.flushNat("b")]);
+    const [a0, b0] = await Promise.all([stats(r.a), stats(r.b)]);
+    // Consent checks every 0.8–1.2 s: after 4 s each side has had several answered.
+    await new Promise((done) => setTimeout(done, 4000));
+    const [a1, b1] = await Promise.all([stats(r.a), stats(r.b)]);
+    console.log(
+      `after the flush: consent answered a ${
+        a1.agent.consentSuccesses - a0.agent.consentSuccesses
+      }, b ${b1.agent.consentSuccesses - b0.agent.consentSuccesses} in 4 s`,
+    );
+    assert.equal(a1.state, "connected");
+    assert.equal(b1.state, "connected");
+    assert.ok(a1.agent.consentSuccesses > a0.agent.consentSuccesses, "a's consent renewed");
+    assert.ok(b1.agent.consentSuccesses > b0.agent.consentSuccesses, "b's consent renewed");
+    // The eim routers gave port 40000 back: the selected pair still carries RIFT.
+    const mapped = await r.topo.natMappings("a");
+    assert.ok(mapped.some((m) => m.outside.endsWith(`:${PEER_PORT}`)), JSON.stringify(mapped));
+    const done = await riftOver(r, 5);
+    assert.equal(done.echoed, 5);
+  }, ["--consent-interval", "1000"]);
 });

@@ -13,11 +13,13 @@
  * - stdin `{"op":"connect","count":N}` (client side): RIFT handshake toward the
  *   selected address, N control messages; stdout `{"ev":"riftConnected"}`, then
  *   `{"ev":"riftDone","sent":N,"echoed":M,"ms":T}` or `{"ev":"error","message":"..."}`;
+ * - stdin `{"op":"stats"}`: stdout `{"ev":"stats","state":"...","agent":{counters},"edge":{counters}}`;
  * - stdout `{"ev":"ice","event":{...}}` for every agent event;
  * - it exits when stdin closes.
  *
  * usage: deno run -A tests/support/ice_peer.ts --role controlling|controlled
  *        [--stun IP:PORT] [--bind IP:PORT] [--direct-bound MS] [--fail-bound MS]
+ *        [--consent-interval MS]
  *
  * @module
  */
@@ -47,6 +49,7 @@ const stun = arg("--stun");
 const timing: Record<string, number> = {};
 if (arg("--direct-bound")) timing.directBoundMs = Number(arg("--direct-bound"));
 if (arg("--fail-bound")) timing.failBoundMs = Number(arg("--fail-bound"));
+if (arg("--consent-interval")) timing.consentIntervalMs = Number(arg("--consent-interval"));
 
 const socket = UdpSocket.bind(bind.hostname, bind.port);
 const ice = await IceConnection.gather({
@@ -70,6 +73,8 @@ async function onCommand(cmd: { op: string; offer?: unknown; count?: number }): 
     const outcome = await ice.connected();
     if (outcome.ok) emit({ ev: "selected", pair: outcome.pair, elapsedMs: outcome.elapsedMs });
     else emit({ ev: "failed", reason: outcome.reason, elapsedMs: outcome.elapsedMs });
+  } else if (cmd.op === "stats") {
+    emit({ ev: "stats", state: ice.agent.state, agent: ice.agent.counters, edge: ice.counters });
   } else if (cmd.op === "listen") {
     listener = SessionListener.listen({ identity, port: 0, attached: ice });
     (async () => {
