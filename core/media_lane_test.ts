@@ -171,3 +171,24 @@ Deno.test("media lane: a frame that cannot be rebuilt is reported lost as soon a
   assert.deepEqual(events.map((e) => e.type), ["video-frame-lost", "video-frame"]);
   assert.equal(receiver.stats.framesLost, 1);
 });
+
+Deno.test("input first: an input event queued behind a keyframe leaves before any of it", () => {
+  const { host, client } = establishedPair(8);
+  while (host.pollEvent() !== undefined); // "established"
+  // The client sends input; give it a large media backlog on the same session first.
+  client.sendVideoFrame({
+    frameId: 1,
+    captureTimeUs: 1,
+    keyframe: true,
+    data: new Rng(9).bytes(200_000),
+  });
+  client.sendInput(Uint8Array.of(42));
+  const first = client.pollTransmit(5)!;
+  assert.equal(isMediaLaneDatagram(first), false, "the first datagram is the session lane's");
+  assert.equal(host.handleDatagram(first, 5), undefined);
+  const events = [];
+  for (let e; (e = host.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(events.map((e) => e.type), ["input"]);
+  // The media backlog follows.
+  assert.ok(isMediaLaneDatagram(client.pollTransmit(5)!));
+});
