@@ -14,3 +14,4 @@ export * from "./rtt.ts";
 export * from "./session.ts";
 export * from "./stream.ts";
 export * from "./clock_extension.ts";
+export * from "./stun/mod.ts";

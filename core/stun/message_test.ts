@@ -237,6 +237,8 @@ const attribute: fc.Arbitrary<StunAttribute> = fc.oneof(
     changeIp: fc.boolean(),
     changePort: fc.boolean(),
   }),
+  fc.integer({ min: 0, max: 0xffff }).map((port) => ({ kind: "ResponsePort" as const, port })),
+  fc.integer({ min: 0, max: 40 }).map((length) => ({ kind: "Padding" as const, length })),
   fc.integer({ min: 0, max: 0xffffffff }).map((priority) => ({
     kind: "Priority" as const,
     priority,
