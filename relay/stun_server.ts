@@ -35,6 +35,8 @@ export interface StunServerOptions {
   alternate?: BindAddress;
   /** SOFTWARE attribute value (default "wavry"). */
   software?: string;
+  /** Called with the kernel-reported source of every datagram (logging, tests). */
+  onDatagram?: (from: TransportAddress, arrivedOn: LocalSocket) => void;
 }
 
 function familyOf(hostname: string): IpFamily {
@@ -60,8 +62,15 @@ export class StunServer {
   #closed = false;
   #sendErrorCount = 0;
 
-  private constructor(core: StunServerCore, sockets: Map<string, Deno.DatagramConn>) {
+  readonly #onDatagram?: (from: TransportAddress, arrivedOn: LocalSocket) => void;
+
+  private constructor(
+    core: StunServerCore,
+    sockets: Map<string, Deno.DatagramConn>,
+    onDatagram?: (from: TransportAddress, arrivedOn: LocalSocket) => void,
+  ) {
     this.core = core;
+    this.#onDatagram = onDatagram;
     this.#sockets = sockets;
     const registers = [this.registry];
     this.#received = new client.Counter({
@@ -134,7 +143,7 @@ export class StunServer {
         alternate: alt,
         software: opts.software,
       });
-      return new StunServer(core, sockets);
+      return new StunServer(core, sockets, opts.onDatagram);
     } catch (e) {
       for (const c of sockets.values()) c.close();
       throw e;
@@ -166,11 +175,17 @@ export class StunServer {
       }
       this.#received.inc({ socket: key });
       const from = addr as Deno.NetAddr;
-      const action = this.core.handle(datagram, {
+      const source: TransportAddress = {
         hostname: from.hostname,
         port: from.port,
         family: familyOf(from.hostname),
-      }, arrivedOn);
+      };
+      try {
+        this.#onDatagram?.(source, arrivedOn);
+      } catch {
+        // an observer must not stop the server
+      }
+      const action = this.core.handle(datagram, source, arrivedOn);
       if (action.action === "drop") {
         this.#drops.inc({ reason: action.reason satisfies StunDropReason });
         continue;
