@@ -39,6 +39,13 @@ export interface StunServerOptions {
   onDatagram?: (from: TransportAddress, arrivedOn: LocalSocket) => void;
 }
 
+/**
+ * Receive calls kept pending per socket: each Deno receive is an async op
+ * whose wake-up dominates the cost of a Binding, so several in flight keep
+ * the socket drained while the previous datagram is handled.
+ */
+const RECEIVES_IN_FLIGHT = 4;
+
 function familyOf(hostname: string): IpFamily {
   return hostname.includes(":") ? "IPv6" : "IPv4";
 }
@@ -96,7 +103,9 @@ export class StunServer {
       help: "Replies the kernel refused to send",
       registers,
     });
-    for (const [key, conn] of sockets) this.#loops.push(this.#receiveLoop(key, conn));
+    for (const [key, conn] of sockets) {
+      for (let i = 0; i < RECEIVES_IN_FLIGHT; i++) this.#loops.push(this.#receiveLoop(key, conn));
+    }
   }
 
   /**

@@ -355,13 +355,21 @@ Deno.test("encode rejects caller bugs with RangeError", () => {
   }
 });
 
-Deno.test("IPv6 text round-trips in RFC 5952 form", () => {
+Deno.test("IP text: IPv4 strict dotted quads, IPv6 round-trips in RFC 5952 form", () => {
   assertEquals(formatIp(parseIp("2001:0db8:0:0:0:0:0:1")!), "2001:db8::1");
   assertEquals(formatIp(parseIp("::")!), "::");
   assertEquals(formatIp(parseIp("::ffff:1.2.3.4")!), "::ffff:102:304");
   assertEquals(formatIp(parseIp("1:0:0:2:0:0:0:3")!), "1:0:0:2::3");
   assertEquals(parseIp("1.2.3"), null);
   assertEquals(parseIp("1::2::3"), null);
+  for (const bad of ["01.2.3.4", "1.2.3.4.", "256.1.1.1", "1..2.3", "1.2.3.4a", "", "1.2.3.4.5"]) {
+    assertEquals(parseIp(bad), null, bad);
+  }
+  fc.assert(fc.property(fc.ipV4(), (s) => {
+    const b = parseIp(s);
+    assert(b);
+    assertEquals(formatIp(b), s.split(".").map(Number).join("."));
+  }));
   fc.assert(fc.property(fc.ipV6(), (s) => {
     const b = parseIp(s);
     assert(b);

@@ -113,7 +113,8 @@ function flip(v: "primary" | "alternate"): "primary" | "alternate" {
 export class StunServerCore {
   readonly #primary: TransportAddress;
   readonly #alternate?: TransportAddress;
-  readonly #software: string;
+  /** SOFTWARE, UTF-8-encoded once (a Raw attribute encodes without re-encoding the text). */
+  readonly #software?: StunAttribute;
   /** Counters since construction. */
   readonly counters: StunServerCounters = {
     requests: 0,
@@ -142,7 +143,12 @@ export class StunServerCore {
       }
       this.#alternate = { ...a };
     }
-    this.#software = config.software ?? "wavry";
+    const software = config.software ?? "wavry";
+    if (software) {
+      const value = new TextEncoder().encode(software);
+      if (value.length > 763) throw new RangeError("SOFTWARE longer than 763 bytes");
+      this.#software = { kind: "Raw", type: StunAttr.Software, value };
+    }
   }
 
   /** Whether this server runs in RFC 5780 mode (four sockets). */
@@ -245,7 +251,7 @@ export class StunServerCore {
         },
       );
     }
-    if (this.#software) attributes.push({ kind: "Software", value: this.#software });
+    if (this.#software) attributes.push(this.#software);
     const encode = () =>
       encodeStun({
         method: StunMethod.Binding,
@@ -285,7 +291,7 @@ export class StunServerCore {
   ): StunServerAction {
     const attributes: StunAttribute[] = [{ kind: "ErrorCode", code, reason }];
     if (unknown.length > 0) attributes.push({ kind: "UnknownAttributes", types: unknown });
-    if (this.#software) attributes.push({ kind: "Software", value: this.#software });
+    if (this.#software) attributes.push(this.#software);
     const bytes = encodeStun({
       method,
       messageClass: StunClass.ErrorResponse,
