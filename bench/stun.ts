@@ -8,7 +8,9 @@
  * 2. Server on loopback: Binding requests per second answered by our server
  *    (`relay/stun_main.ts`, its own process) and by coturn's `turnserver
  *    --stun-only`, driven by the same Deno load generator (a window of
- *    requests in flight on one socket) for the same duration.
+ *    requests in flight on one socket) for the same duration; and, as the
+ *    ceiling for any Deno UDP server here, a Deno echo server with the same
+ *    receive loop and no STUN work.
  *
  * `deno run -A bench/stun.ts [--seconds 3] [--window 64] [--rounds 3]`
  *
@@ -230,20 +232,43 @@ async function coturnOnce(): Promise<number> {
     await Deno.remove(dir, { recursive: true });
   }
 }
+/**
+ * Ceiling for any Deno UDP server on this machine: the same receive pattern as
+ * relay/stun_server.ts (4 receives in flight, sends not awaited), no STUN work —
+ * it flips the request's type to a success response and sends it back.
+ */
+const ECHO = `
+const conn = Deno.listenDatagram({ hostname: "127.0.0.1", port: Number(Deno.args[0]), transport: "udp" });
+for (let i = 0; i < 4; i++) (async () => { for (;;) { const [b, a] = await conn.receive(); b[0] = 1; b[1] = 1; conn.send(b, a).catch(() => {}); } })();
+`;
+async function echoOnce(): Promise<number> {
+  const port = freePort();
+  return await withProcess(
+    Deno.execPath(),
+    ["eval", "--unstable-net", ECHO, String(port)],
+    () => load(port),
+  );
+}
 // Interleaved rounds, best of each: this VM is shared, so one slow round says little.
-let stunRps = 0, coturnRps = 0;
+let stunRps = 0, coturnRps = 0, echoRps = 0;
 for (let round = 0; round < ROUNDS; round++) {
   const a = await oursOnce();
   const b = await coturnOnce();
-  console.log(`# round ${round + 1}: ours ${a.toFixed(0)} req/s, coturn ${b.toFixed(0)} req/s`);
+  const c = await echoOnce();
+  console.log(
+    `# round ${round + 1}: ours ${a.toFixed(0)} req/s, coturn ${b.toFixed(0)} req/s, ` +
+      `deno udp echo ${c.toFixed(0)} req/s`,
+  );
   stunRps = Math.max(stunRps, a);
   coturnRps = Math.max(coturnRps, b);
+  echoRps = Math.max(echoRps, c);
 }
 const ratio = coturnRps > 0 ? stunRps / coturnRps : 0;
 console.log(
   `# loopback, best of ${ROUNDS} rounds of ${SECONDS} s, window ${WINDOW}: ours ${
     stunRps.toFixed(0)
-  } req/s, coturn ${coturnRps.toFixed(0)} req/s`,
+  } req/s, coturn ${coturnRps.toFixed(0)} req/s, deno udp echo ${echoRps.toFixed(0)} req/s ` +
+    `(ours/echo ${(stunRps / echoRps).toFixed(2)})`,
 );
 console.log(
   `# command: deno run -A bench/stun.ts --seconds ${SECONDS} --window ${WINDOW} --rounds ${ROUNDS}  (sink ${
@@ -252,6 +277,8 @@ console.log(
 );
 console.log(
   `stun_rps=${stunRps.toFixed(0)} coturn_rps=${coturnRps.toFixed(0)} ratio=${ratio.toFixed(2)} ` +
-    `encode_per_s=${encodeRate.toFixed(0)} decode_per_s=${decodeRate.toFixed(0)} ` +
+    `echo_rps=${echoRps.toFixed(0)} encode_per_s=${encodeRate.toFixed(0)} decode_per_s=${
+      decodeRate.toFixed(0)
+    } ` +
     `core_per_s=${handleRate.toFixed(0)} hmac_sha1_per_s=${hmacRate.toFixed(0)}`,
 );
