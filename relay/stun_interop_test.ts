@@ -15,6 +15,7 @@ import {
   type TransportAddress,
 } from "../core/stun/mod.ts";
 import { StunServer } from "./stun_server.ts";
+import { parseStunArgs } from "./stun_main.ts";
 
 function requireBinary(name: string): void {
   const found = new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null" })
@@ -267,5 +268,64 @@ Deno.test("NAT discovery over real loopback sockets: no NAT, endpoint-independen
   } finally {
     socket.close();
     await server.close();
+  }
+});
+
+Deno.test("stun_main CLI: parses its flags, answers Binding, serves /metrics; bad flags exit 2", async () => {
+  assertEquals(parseStunArgs([]), { listen: { hostname: "0.0.0.0", port: 3478 } });
+  assertEquals(parseStunArgs(["--listen", "[::1]:3479", "--alternate", "[::2]:3480"]).listen, {
+    hostname: "::1",
+    port: 3479,
+  });
+  for (const bad of [["--listen"], ["--nope", "1"], ["--listen", "nohost"]]) {
+    let threw = false;
+    try {
+      parseStunArgs(bad);
+    } catch {
+      threw = true;
+    }
+    assert(threw, bad.join(" "));
+  }
+  const main = new URL("./stun_main.ts", import.meta.url).pathname;
+  const badRun = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "--bogus", "x"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assertEquals(badRun.code, 2);
+
+  const probe = udp();
+  const port = localOf(probe).port;
+  probe.close();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const metricsPort = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      main,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--metrics",
+      `127.0.0.1:${metricsPort}`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const socket = udp();
+  try {
+    const { result } = await bind(socket, {
+      server: { hostname: "127.0.0.1", port, family: "IPv4" },
+      rto: 250,
+    });
+    assert(result.ok, JSON.stringify(result));
+    assertEquals(result.mapped, localOf(socket));
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert(/wavry_stun_responses_total\{class="success",code="0"\} 1/.test(text), text);
+  } finally {
+    socket.close();
+    child.kill("SIGTERM");
+    await child.status;
   }
 });
