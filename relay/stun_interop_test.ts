@@ -329,3 +329,19 @@ Deno.test("stun_main CLI: parses its flags, answers Binding, serves /metrics; ba
     await child.status;
   }
 });
+
+Deno.test("a dual-stack server on :: reports an IPv4 client's mapped address as IPv4", async () => {
+  const server = StunServer.start({ listen: { hostname: "::", port: 0 } });
+  const socket = udp();
+  try {
+    const { result } = await bind(socket, {
+      server: { hostname: "127.0.0.1", port: server.address.port, family: "IPv4" },
+      rto: 100,
+    });
+    assert(result.ok, JSON.stringify(result));
+    assertEquals(result.mapped, localOf(socket));
+  } finally {
+    socket.close();
+    await server.close();
+  }
+});

@@ -50,6 +50,17 @@ function familyOf(hostname: string): IpFamily {
   return hostname.includes(":") ? "IPv6" : "IPv4";
 }
 
+/**
+ * The transport address of a datagram's source. A dual-stack socket bound to
+ * `::` reports IPv4 peers as `::ffff:a.b.c.d`; they get an IPv4
+ * XOR-MAPPED-ADDRESS, since that is the address their NAT mapped.
+ */
+export function sourceAddress(from: Deno.NetAddr): TransportAddress {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(from.hostname);
+  if (mapped) return { hostname: mapped[1], port: from.port, family: "IPv4" };
+  return { hostname: from.hostname, port: from.port, family: familyOf(from.hostname) };
+}
+
 function socketKey(s: LocalSocket): string {
   return `${s.ip}/${s.port}`;
 }
@@ -184,11 +195,7 @@ export class StunServer {
       }
       this.#received.inc({ socket: key });
       const from = addr as Deno.NetAddr;
-      const source: TransportAddress = {
-        hostname: from.hostname,
-        port: from.port,
-        family: familyOf(from.hostname),
-      };
+      const source = sourceAddress(from);
       try {
         this.#onDatagram?.(source, arrivedOn);
       } catch {

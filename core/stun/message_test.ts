@@ -16,6 +16,7 @@ import {
   verifyIntegrity,
 } from "./message.ts";
 import { crc32 } from "./crc32.ts";
+import { isRiftDatagram } from "../wire.ts";
 import { formatIp, parseIp } from "./ip.ts";
 
 const hex = (s: string) =>
@@ -153,6 +154,14 @@ Deno.test("isStunPacket: first byte 0–3 and a header's length; RIFT's 0xC0|v i
     assertEquals(isStunPacket(p), b <= 3);
   }
   assert(!isStunPacket(new Uint8Array(19)));
+});
+
+Deno.test("RFC 7983 demux: no first byte is both STUN and RIFT", () => {
+  for (let b = 0; b < 256; b++) {
+    const p = new Uint8Array(64);
+    p[0] = b;
+    assert(!(isStunPacket(p) && isRiftDatagram(p)), `byte ${b}`);
+  }
 });
 
 Deno.test("decode errors are typed, never thrown", () => {
