@@ -61,6 +61,10 @@ export const StunAttr = {
   Priority: 0x0024,
   /** RFC 8445 §16.1. */
   UseCandidate: 0x0025,
+  /** RFC 5780 §7.6. */
+  Padding: 0x0026,
+  /** RFC 5780 §7.5. */
+  ResponsePort: 0x0027,
   Software: 0x8022,
   Fingerprint: 0x8028,
   /** RFC 8445 §16.1. */
@@ -84,6 +88,10 @@ export type StunAttribute =
   | { kind: "ErrorCode"; code: number; reason: string }
   | { kind: "UnknownAttributes"; types: number[] }
   | { kind: "ChangeRequest"; changeIp: boolean; changePort: boolean }
+  /** RFC 5780 RESPONSE-PORT: answer to this port of the source IP. */
+  | { kind: "ResponsePort"; port: number }
+  /** RFC 5780 PADDING: `length` bytes of filler (zeros on encode; content ignored on decode). */
+  | { kind: "Padding"; length: number }
   | { kind: "Priority"; priority: number }
   | { kind: "UseCandidate" }
   | { kind: "IceControlling"; tieBreaker: bigint }
@@ -297,6 +305,18 @@ function attributeBody(
         type: StunAttr.ChangeRequest,
         value: u32((a.changeIp ? 0x04 : 0) | (a.changePort ? 0x02 : 0)),
       };
+    case "ResponsePort": {
+      if (!Number.isInteger(a.port) || a.port < 0 || a.port > 0xffff) {
+        throw new RangeError(`port ${a.port} out of range`);
+      }
+      // 16 bits of port, then 16 bits of padding (RFC 5780 §7.5).
+      return { type: StunAttr.ResponsePort, value: u32(a.port * 0x10000) };
+    }
+    case "Padding":
+      if (!Number.isInteger(a.length) || a.length < 0 || a.length > 0xffff) {
+        throw new RangeError(`padding length ${a.length} out of range`);
+      }
+      return { type: StunAttr.Padding, value: new Uint8Array(a.length) };
     case "Priority":
       if (!Number.isInteger(a.priority) || a.priority < 0 || a.priority > 0xffffffff) {
         throw new RangeError(`priority ${a.priority} is not a u32`);
@@ -445,6 +465,13 @@ function decodeAttribute(
       const flags = dv.getUint32(0);
       return { kind: "ChangeRequest", changeIp: (flags & 4) !== 0, changePort: (flags & 2) !== 0 };
     }
+    case StunAttr.ResponsePort:
+      // RFC 5780 says 16 bits of port and 16 of padding; accept a bare 16-bit value too.
+      return v.length !== 4 && v.length !== 2
+        ? null
+        : { kind: "ResponsePort", port: dv.getUint16(0) };
+    case StunAttr.Padding:
+      return { kind: "Padding", length: v.length };
     case StunAttr.Priority:
       return v.length !== 4 ? null : { kind: "Priority", priority: dv.getUint32(0) };
     case StunAttr.UseCandidate:

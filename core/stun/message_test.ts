@@ -16,6 +16,7 @@ import {
   verifyIntegrity,
 } from "./message.ts";
 import { crc32 } from "./crc32.ts";
+import { isRiftDatagram } from "../wire.ts";
 import { formatIp, parseIp } from "./ip.ts";
 
 const hex = (s: string) =>
@@ -155,6 +156,14 @@ Deno.test("isStunPacket: first byte 0–3 and a header's length; RIFT's 0xC0|v i
   assert(!isStunPacket(new Uint8Array(19)));
 });
 
+Deno.test("RFC 7983 demux: no first byte is both STUN and RIFT", () => {
+  for (let b = 0; b < 256; b++) {
+    const p = new Uint8Array(64);
+    p[0] = b;
+    assert(!(isStunPacket(p) && isRiftDatagram(p)), `byte ${b}`);
+  }
+});
+
 Deno.test("decode errors are typed, never thrown", () => {
   const kind = (b: Uint8Array) => {
     const r = decodeStun(b);
@@ -237,6 +246,8 @@ const attribute: fc.Arbitrary<StunAttribute> = fc.oneof(
     changeIp: fc.boolean(),
     changePort: fc.boolean(),
   }),
+  fc.integer({ min: 0, max: 0xffff }).map((port) => ({ kind: "ResponsePort" as const, port })),
+  fc.integer({ min: 0, max: 40 }).map((length) => ({ kind: "Padding" as const, length })),
   fc.integer({ min: 0, max: 0xffffffff }).map((priority) => ({
     kind: "Priority" as const,
     priority,
@@ -353,13 +364,21 @@ Deno.test("encode rejects caller bugs with RangeError", () => {
   }
 });
 
-Deno.test("IPv6 text round-trips in RFC 5952 form", () => {
+Deno.test("IP text: IPv4 strict dotted quads, IPv6 round-trips in RFC 5952 form", () => {
   assertEquals(formatIp(parseIp("2001:0db8:0:0:0:0:0:1")!), "2001:db8::1");
   assertEquals(formatIp(parseIp("::")!), "::");
   assertEquals(formatIp(parseIp("::ffff:1.2.3.4")!), "::ffff:102:304");
   assertEquals(formatIp(parseIp("1:0:0:2:0:0:0:3")!), "1:0:0:2::3");
   assertEquals(parseIp("1.2.3"), null);
   assertEquals(parseIp("1::2::3"), null);
+  for (const bad of ["01.2.3.4", "1.2.3.4.", "256.1.1.1", "1..2.3", "1.2.3.4a", "", "1.2.3.4.5"]) {
+    assertEquals(parseIp(bad), null, bad);
+  }
+  fc.assert(fc.property(fc.ipV4(), (s) => {
+    const b = parseIp(s);
+    assert(b);
+    assertEquals(formatIp(b), s.split(".").map(Number).join("."));
+  }));
   fc.assert(fc.property(fc.ipV6(), (s) => {
     const b = parseIp(s);
     assert(b);

@@ -75,7 +75,7 @@ export type StunServerAction =
     bytes: Uint8Array;
     /** The socket to send it from. */
     sendFrom: LocalSocket;
-    /** Where to send it: the request's source. */
+    /** Where to send it: the request's source (its port replaced by RESPONSE-PORT). */
     to: TransportAddress;
     /** 0 for a success response, else the ERROR-CODE sent. */
     errorCode: number;
@@ -113,7 +113,8 @@ function flip(v: "primary" | "alternate"): "primary" | "alternate" {
 export class StunServerCore {
   readonly #primary: TransportAddress;
   readonly #alternate?: TransportAddress;
-  readonly #software: string;
+  /** SOFTWARE, UTF-8-encoded once (a Raw attribute encodes without re-encoding the text). */
+  readonly #software?: StunAttribute;
   /** Counters since construction. */
   readonly counters: StunServerCounters = {
     requests: 0,
@@ -142,7 +143,12 @@ export class StunServerCore {
       }
       this.#alternate = { ...a };
     }
-    this.#software = config.software ?? "wavry";
+    const software = config.software ?? "wavry";
+    if (software) {
+      const value = new TextEncoder().encode(software);
+      if (value.length > 763) throw new RangeError("SOFTWARE longer than 763 bytes");
+      this.#software = { kind: "Raw", type: StunAttr.Software, value };
+    }
   }
 
   /** Whether this server runs in RFC 5780 mode (four sockets). */
@@ -178,7 +184,9 @@ export class StunServerCore {
    * - Binding request → success with XOR-MAPPED-ADDRESS (+ in RFC 5780 mode
    *   RESPONSE-ORIGIN and OTHER-ADDRESS), SOFTWARE, FINGERPRINT.
    * - CHANGE-REQUEST → sent from the socket with the IP and/or port changed;
-   *   420 + UNKNOWN-ATTRIBUTES when the server has no alternate address.
+   *   RESPONSE-PORT → sent to that port of the source IP; PADDING → echoed,
+   *   capped so the reply is never larger than the request. CHANGE-REQUEST
+   *   and RESPONSE-PORT get 420 + UNKNOWN-ATTRIBUTES without an alternate address.
    * - Unknown comprehension-required attributes → 420 + UNKNOWN-ATTRIBUTES.
    * - Malformed attributes in a well-framed request, or an unknown method → 400.
    * - Anything not a well-framed STUN request, a bad FINGERPRINT,
@@ -219,8 +227,12 @@ export class StunServerCore {
       return this.#error(msg.method, msg.transactionId, 400, "Bad Request", from, arrivedOn, []);
     }
     const change = findAttribute(msg, "ChangeRequest");
+    const responsePort = findAttribute(msg, "ResponsePort");
     const unknown = [...msg.unknownRequired];
+    // Without a second address the RFC 5780 attributes are refused, so a client learns
+    // this server cannot run its tests (RFC 5780 §6.1).
     if (change && !this.#alternate) unknown.push(StunAttr.ChangeRequest);
+    if (responsePort && !this.#alternate) unknown.push(StunAttr.ResponsePort);
     if (unknown.length > 0) {
       const id = msg.transactionId;
       return this.#error(msg.method, id, 420, "Unknown Attribute", from, arrivedOn, unknown);
@@ -239,23 +251,33 @@ export class StunServerCore {
         },
       );
     }
-    if (this.#software) attributes.push({ kind: "Software", value: this.#software });
-    let reply: Uint8Array;
-    try {
-      reply = encodeStun({
+    if (this.#software) attributes.push(this.#software);
+    const encode = () =>
+      encodeStun({
         method: StunMethod.Binding,
         messageClass: StunClass.SuccessResponse,
         transactionId: msg.transactionId,
         attributes,
       }, { fingerprint: true });
+    let reply: Uint8Array;
+    try {
+      reply = encode();
+      // RFC 5780 §7.6: echo PADDING, but never make the reply larger than the request.
+      const padding = findAttribute(msg, "Padding");
+      const room = (bytes.length - reply.length - 4) & ~3;
+      if (padding && room > 0) {
+        attributes.push({ kind: "Padding", length: Math.min(padding.length, room) });
+        reply = encode();
+      }
     } catch (e) {
       // Only reachable if the edge passed a source that is not an IP literal.
       return this.#drop("UnknownSocket", `cannot encode reply: ${(e as Error).message}`);
     }
+    const to = responsePort ? { ...from, port: responsePort.port } : from;
     this.counters.requests++;
     this.counters.successes++;
     if (sendFrom.ip !== arrivedOn.ip || sendFrom.port !== arrivedOn.port) this.counters.changed++;
-    return { action: "reply", bytes: reply, sendFrom, to: from, errorCode: 0 };
+    return { action: "reply", bytes: reply, sendFrom, to, errorCode: 0 };
   }
 
   #error(
@@ -269,7 +291,7 @@ export class StunServerCore {
   ): StunServerAction {
     const attributes: StunAttribute[] = [{ kind: "ErrorCode", code, reason }];
     if (unknown.length > 0) attributes.push({ kind: "UnknownAttributes", types: unknown });
-    if (this.#software) attributes.push({ kind: "Software", value: this.#software });
+    if (this.#software) attributes.push(this.#software);
     const bytes = encodeStun({
       method,
       messageClass: StunClass.ErrorResponse,

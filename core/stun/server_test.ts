@@ -215,3 +215,25 @@ Deno.test("property: the server never throws on arbitrary datagrams and answers 
     { numRuns: 2000 },
   );
 });
+
+Deno.test("RFC 5780 RESPONSE-PORT redirects to that port of the source IP; PADDING echoed, capped", () => {
+  const core = new StunServerCore({ primary: PRIMARY, alternate: ALTERNATE });
+  const req = request([
+    { kind: "ResponsePort", port: 40001 },
+    { kind: "ChangeRequest", changeIp: true, changePort: true },
+    { kind: "Padding", length: 1500 },
+  ]);
+  const a = core.handle(req, CLIENT);
+  assert(a.action === "reply");
+  assertEquals(a.to, { ...CLIENT, port: 40001 });
+  assertEquals(a.sendFrom, { ip: "alternate", port: "alternate" });
+  assert(a.bytes.length <= req.length, "no amplification through PADDING");
+  const pad = findAttribute(decodeReply(a.bytes), "Padding");
+  assert(pad && pad.length > 1400);
+  // A single-address server refuses RESPONSE-PORT.
+  const single = new StunServerCore({ primary: PRIMARY });
+  const b = single.handle(request([{ kind: "ResponsePort", port: 1 }]), CLIENT);
+  assert(b.action === "reply");
+  assertEquals(b.errorCode, 420);
+  assertEquals(findAttribute(decodeReply(b.bytes), "UnknownAttributes")?.types, [0x0027]);
+});
