@@ -338,20 +338,18 @@ export class Reassembler {
   }
 
   /**
-   * Gives up every pending frame sent before `frameId` (serial-number order).
-   * Called when `frameId` completed: a frame's fragments and FEC parity all
-   * leave before the next frame's, so an older frame still incomplete once a
-   * newer one is whole will not complete — waiting for its deadline would only
-   * freeze the picture longer. Reported by the next {@linkcode expire}.
+   * Brings the deadline of every pending frame sent before `frameId`
+   * (serial-number order) forward to `deadline`, if later. Called when
+   * `frameId` completed: a frame's fragments and FEC parity all leave before
+   * the next frame's, so an older frame still incomplete once a newer one is
+   * whole will only complete if its packets were merely reordered — it gets a
+   * short grace for that, not the full reassembly deadline.
    */
-  giveUpBefore(frameId: number, now: number): void {
+  hastenBefore(frameId: number, deadline: number): void {
     for (const p of this.#pending.values()) {
       const behind = (frameId - p.frameId) >>> 0;
       if (behind === 0 || behind >= HALF_SERIAL) continue;
-      this.#pending.delete(p.frameId);
-      this.#remember(p.frameId);
-      this.#stats.expired++;
-      this.#givenUp.push({ frameId: p.frameId, at: now });
+      p.deadline = Math.min(p.deadline, deadline);
     }
   }
 

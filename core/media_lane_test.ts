@@ -153,7 +153,7 @@ Deno.test("media lane: arbitrary bytes never throw and are never accepted", () =
   assert.equal(receiver.stats.packetsReceived, 0);
 });
 
-Deno.test("media lane: a frame that cannot be rebuilt is reported lost as soon as a later one completes", () => {
+Deno.test("media lane: a frame that cannot be rebuilt is reported lost a reordering grace after a later one completes", () => {
   const { host, client } = establishedPair(6);
   const sender = new MediaSender(host.detachMedia(), 0);
   const receiver = new MediaReceiver(client.detachMedia(), 0);
@@ -167,8 +167,12 @@ Deno.test("media lane: a frame that cannot be rebuilt is reported lost as soon a
   for (const d of second) receiver.handleDatagram(d, 3);
   const events = [];
   for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
-  // Reported at 3 ms, long before the 150 ms reassembly deadline.
-  assert.deepEqual(events.map((e) => e.type), ["video-frame-lost", "video-frame"]);
+  assert.deepEqual(events.map((e) => e.type), ["video-frame"]);
+  // Lost after the 20 ms reordering grace, long before the 150 ms reassembly deadline.
+  assert.equal(receiver.pollTimeout(), 3 + 20);
+  receiver.handleTimeout(23);
+  for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(events.map((e) => e.type), ["video-frame", "video-frame-lost"]);
   assert.equal(receiver.stats.framesLost, 1);
 });
 
