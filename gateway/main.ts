@@ -1,0 +1,71 @@
+/**
+ * `./wavry gateway`: the gateway on `Deno.serve` with a Deno KV store.
+ *
+ * ```text
+ * ./wavry gateway [--listen 0.0.0.0:8080] [--kv ./wavry-gateway.kv | --kv URL]
+ *                 [--key ~/.config/wavry/gateway.key] [--id wavry-gateway]
+ *                 [--relay-ttl 15] [--inbox-poll-ms 25]
+ * ```
+ *
+ * `--kv` is a file path (created if missing) or anything `Deno.openKv`
+ * accepts (a KV Connect URL). `--key` is the gateway's Ed25519 identity file
+ * (created with mode 0600 if missing): it signs session tokens and leases.
+ * Prints `gateway: listening on http://HOST:PORT` once serving (with
+ * `--listen 127.0.0.1:0` the port is the one the system chose).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
+import { encodePeerKey, leaseSecretKeyFromSeed } from "../crypto/lease.ts";
+import { createGateway } from "./app.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    listen: { type: "string", default: "0.0.0.0:8080" },
+    kv: { type: "string", default: "./wavry-gateway.kv" },
+    key: { type: "string" },
+    id: { type: "string", default: "wavry-gateway" },
+    "relay-ttl": { type: "string", default: "15" },
+    "inbox-poll-ms": { type: "string", default: "25" },
+  },
+});
+
+const listen = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(values.listen);
+if (!listen || Number(listen[3]) > 65535) {
+  console.error(`wavry gateway: --listen ${values.listen} is not host:port`);
+  Deno.exit(2);
+}
+const configBase = Deno.env.get("XDG_CONFIG_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.config`;
+const identity = await loadOrCreateIdentity(values.key ?? `${configBase}/wavry/gateway.key`);
+const kv = await Deno.openKv(values.kv);
+const gateway = createGateway({
+  kv,
+  leaseSecretKey: leaseSecretKeyFromSeed(identity.secretKey, identity.publicKey),
+  gatewayId: values.id,
+  relayTtlMs: Number(values["relay-ttl"]) * 1000,
+  inboxPollMs: Number(values["inbox-poll-ms"]),
+});
+const server = Deno.serve({
+  hostname: listen[1] ?? listen[2],
+  port: Number(listen[3]),
+  onListen: ({ hostname, port }) => {
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    console.log(`gateway: listening on http://${host}:${port}`);
+    console.log(
+      `gateway: id ${values.id}, instance ${gateway.instance}, key ${
+        encodePeerKey(identity.publicKey)
+      }, kv ${values.kv}`,
+    );
+  },
+}, gateway.fetch);
+
+const stop = async () => {
+  await gateway.close();
+  await server.shutdown();
+  kv.close();
+  Deno.exit(0);
+};
+Deno.addSignalListener("SIGINT", stop);
+Deno.addSignalListener("SIGTERM", stop);
