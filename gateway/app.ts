@@ -24,6 +24,7 @@ import {
   verifySessionToken,
 } from "./auth.ts";
 import { Hub } from "./hub.ts";
+import { importV4Keys } from "./paseto.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { type BucketSpec, RateLimiter } from "./rate_limit.ts";
 import {
@@ -155,6 +156,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const authTimeout = opts.authTimeoutMs ?? 10_000;
   const secret = opts.leaseSecretKey;
   const leasePublicKey = publicKeyOfSecret(secret);
+  // Imported once per instance; handlers await the same promise.
+  const tokenKeys = importV4Keys(secret);
   const instance = randomB64url(9);
   const store = new GatewayStore(opts.kv);
   const kv = opts.kv;
@@ -212,10 +215,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
       fail(429, "RateLimited", "too many login requests for this identity");
     }
   };
-  const authed = (c: Ctx, kind?: PeerKind): SessionClaims => {
+  const authed = async (c: Ctx, kind?: PeerKind): Promise<SessionClaims> => {
     const h = c.req.header("authorization") ?? "";
     const claims = h.startsWith("Bearer ")
-      ? verifySessionToken(h.slice(7), leasePublicKey, gatewayId, now())
+      ? await verifySessionToken(h.slice(7), await tokenKeys, gatewayId, now())
       : undefined;
     if (!claims) {
       refuse("bad_token");
@@ -334,7 +337,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
     await consumeChallenge("login", body, (op) => op.check(id));
     const expiresAt = now() + tokenTtl;
-    const token = issueSessionToken(secret, gatewayId, {
+    const token = await issueSessionToken(await tokenKeys, gatewayId, {
       peer: body.publicKey,
       kind: id.value!.kind,
       expiresAt,
@@ -349,7 +352,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.get("/v1/hosts", async (c) => {
-    const me = authed(c);
+    const me = await authed(c);
     const hosts = [];
     for (const hostKey of await store.listReachable(me.peer)) {
       const [id, p] = await Promise.all([store.getIdentity(hostKey), store.getPresence(hostKey)]);
@@ -360,12 +363,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.get("/v1/hosts/allow", async (c) => {
-    const me = authed(c, "host");
+    const me = await authed(c, "host");
     return c.json({ clients: await store.listAllowed(me.peer) });
   });
 
   app.post("/v1/hosts/allow", async (c) => {
-    const me = authed(c, "host");
+    const me = await authed(c, "host");
     const body = await readJson(c, AllowRequestSchema);
     if (!(await store.getIdentity(body.clientKey)).value) {
       fail(404, "NotRegistered", "that client key is not registered");
@@ -375,7 +378,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.delete("/v1/hosts/allow/:clientKey", async (c) => {
-    const me = authed(c, "host");
+    const me = await authed(c, "host");
     const clientKey = c.req.param("clientKey");
     if (!v.is(PeerKeySchema, clientKey)) fail(400, "BadMessage", "not a key");
     await store.disallow(me.peer, clientKey);
@@ -383,7 +386,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.post("/v1/pairing/code", async (c) => {
-    const me = authed(c, "host");
+    const me = await authed(c, "host");
     loginLimit(c);
     loginLimit(c, me.peer);
     const code = pairingCode();
@@ -393,7 +396,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.post("/v1/pairing/redeem", async (c) => {
-    const me = authed(c);
+    const me = await authed(c);
     loginLimit(c);
     loginLimit(c, me.peer);
     const body = await readJson(c, RedeemRequestSchema);
@@ -416,7 +419,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.post("/v1/relays/heartbeat", async (c) => {
-    const me = authed(c, "relay");
+    const me = await authed(c, "relay");
     const hb = await readJson(c, HeartbeatRequestSchema);
     const existing = await kv.get<RelayRecord>(keys.relay(hb.relayId));
     if (existing.value && existing.value.owner !== me.peer) {
@@ -432,7 +435,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   app.get("/v1/relays", async (c) => {
-    authed(c);
+    await authed(c);
     const relays = (await store.liveRelays(now(), relayTtl)).map((r) => ({
       relayId: r.relayId,
       address: r.address,
@@ -533,6 +536,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (hub.remove(st.peer.peer, st.id) && !closed) {
         const p = await store.getPresence(st.peer.peer).catch(() => undefined);
         if (p?.value && p.value.conn === st.id) {
+          ownPresence.delete(st.peer.peer);
           await kv.atomic().check(p).delete(keys.presence(st.peer.peer)).commit().catch(() => {});
         }
       }
@@ -568,7 +572,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     const onAuth = async (msg: Extract<PeerMessage, { type: "auth" }>) => {
       if (st.peer) return error("AlreadyAuthenticated", "already authenticated", msg.ref);
-      const claims = verifySessionToken(msg.token, leasePublicKey, gatewayId, now());
+      const claims = await verifySessionToken(msg.token, await tokenKeys, gatewayId, now());
       if (!claims) {
         refuse("bad_token");
         return error("Unauthenticated", "invalid or expired session token", msg.ref);
@@ -699,6 +703,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     };
   };
 
+  // Presence records this instance wrote, with their versionstamps: a refresh
+  // rewrites them only if nobody else (a reconnect elsewhere) has since.
+  const ownPresence = new Map<string, { rec: PresenceRecord; vs: string }>();
   const writePresence = async (
     peer: string,
     conn: string,
@@ -707,20 +714,48 @@ export function createGateway(opts: GatewayOptions): Gateway {
     since: number,
   ) => {
     const rec: PresenceRecord = { instance, conn, kind, name, since };
-    await kv.set(keys.presence(peer), rec, { expireIn: presenceRefresh * 3 });
+    const r = await kv.set(keys.presence(peer), rec, { expireIn: presenceRefresh * 3 });
+    ownPresence.set(peer, { rec, vs: r.versionstamp });
   };
 
-  // Refresh presence of local peers so it outlives the KV expiry while connected.
-  const presenceTimer = setInterval(async () => {
-    for (const peer of hub.localPeers()) {
-      const p = await store.getPresence(peer).catch(() => undefined);
-      if (p?.value && p.value.instance === instance) {
-        await kv.set(keys.presence(peer), p.value, { expireIn: presenceRefresh * 3 }).catch(
-          () => {},
-        );
+  // Refresh presence of local peers so it outlives the KV expiry while connected:
+  // batches of 100 checked sets per commit (5,000 peers cost 50 commits, not 10,000
+  // operations), never two refreshes at once.
+  let refreshing = false;
+  const refreshPresence = async () => {
+    if (refreshing || closed) return;
+    refreshing = true;
+    try {
+      const local = new Set(hub.localPeers());
+      for (const peer of ownPresence.keys()) if (!local.has(peer)) ownPresence.delete(peer);
+      const entries = [...ownPresence.entries()];
+      for (let i = 0; i < entries.length && !closed; i += 100) {
+        const batch = entries.slice(i, i + 100);
+        const op = kv.atomic();
+        for (const [peer, { rec, vs }] of batch) {
+          op.check({ key: keys.presence(peer), versionstamp: vs })
+            .set(keys.presence(peer), rec, { expireIn: presenceRefresh * 3 });
+        }
+        const r = await op.commit();
+        if (r.ok) {
+          for (const [, o] of batch) o.vs = r.versionstamp;
+          continue;
+        }
+        // Some record changed hands: redo this batch one by one, dropping those that did.
+        for (const [peer, o] of batch) {
+          const one = await kv.atomic().check({ key: keys.presence(peer), versionstamp: o.vs })
+            .set(keys.presence(peer), o.rec, { expireIn: presenceRefresh * 3 }).commit();
+          if (one.ok) o.vs = one.versionstamp;
+          else ownPresence.delete(peer);
+        }
       }
+    } catch {
+      // KV closing or a transient error: the next period retries.
+    } finally {
+      refreshing = false;
     }
-  }, presenceRefresh);
+  };
+  const presenceTimer = setInterval(refreshPresence, presenceRefresh);
 
   hub.start();
 

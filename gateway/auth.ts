@@ -13,13 +13,12 @@
  *   {@linkcode SESSION_ASSERTION}. A lease has no implicit assertion, so a
  *   session token never verifies as a lease and a lease never verifies as a
  *   session token. Tokens are stateless: any instance holding the public key
- *   checks them without KV.
+ *   checks them without KV. Signed and checked with WebCrypto (paseto.ts).
  *
  * @module
  */
-import { sign, verify } from "paseto-ts/v4";
 import { decodeIdentityPublicKey } from "../crypto/identity.ts";
-import type { LeasePublicKey, LeaseSecretKey } from "../crypto/lease.ts";
+import { signV4Public, type V4Keys, verifyV4Public } from "./paseto.ts";
 import type { PeerKind } from "./schema.ts";
 
 /** Implicit assertion of session tokens (PASETO §"implicit assertions"). */
@@ -121,13 +120,15 @@ export interface SessionClaims {
  * Signs a session token: PASETO v4.public with payload
  * `{iss, sub, knd, iat, exp, jti}` (dates ISO 8601) and the implicit assertion
  * {@linkcode SESSION_ASSERTION}.
+ *
+ * @param keys the gateway's key pair, imported with `importV4Keys`.
  */
 export function issueSessionToken(
-  key: LeaseSecretKey,
+  keys: V4Keys,
   issuer: string,
   claims: SessionClaims,
   nowMs: number,
-): string {
+): Promise<string> {
   const payload = JSON.stringify({
     iss: issuer,
     sub: claims.peer,
@@ -136,42 +137,33 @@ export function issueSessionToken(
     exp: new Date(claims.expiresAt).toISOString(),
     jti: randomB64url(12),
   });
-  return sign(key, payload, {
-    assertion: SESSION_ASSERTION,
-    addExp: false,
-    addIat: false,
-    validatePayload: false,
-  });
+  return signV4Public(keys.privateKey, payload, SESSION_ASSERTION);
 }
 
 /**
  * Checks a session token: signature (with the session assertion), issuer,
- * claim types and expiry against `nowMs`. Never throws; returns undefined for
- * any failure.
+ * claim types and expiry against `nowMs`. Never throws; resolves to
+ * undefined for any failure.
  */
-export function verifySessionToken(
+export async function verifySessionToken(
   token: unknown,
-  publicKey: LeasePublicKey,
+  keys: Pick<V4Keys, "publicKey">,
   issuer: string,
   nowMs: number,
-): SessionClaims | undefined {
-  if (typeof token !== "string" || token.length > 4096 || !token.startsWith("v4.public.")) {
-    return undefined;
-  }
+): Promise<SessionClaims | undefined> {
+  if (typeof token !== "string" || token.length > 4096) return undefined;
+  const text = await verifyV4Public(keys.publicKey, token, SESSION_ASSERTION);
+  if (text === undefined) return undefined;
+  let p: Record<string, unknown>;
   try {
-    const { payload } = verify(publicKey, token, {
-      assertion: SESSION_ASSERTION,
-      validatePayload: false,
-    });
-    const p = payload as Record<string, unknown>;
-    if (p.iss !== issuer || typeof p.sub !== "string" || typeof p.exp !== "string") {
-      return undefined;
-    }
-    if (p.knd !== "user" && p.knd !== "host" && p.knd !== "relay") return undefined;
-    const exp = Date.parse(p.exp);
-    if (!Number.isFinite(exp) || nowMs >= exp) return undefined;
-    return { peer: p.sub, kind: p.knd, expiresAt: exp };
+    p = JSON.parse(text);
   } catch {
     return undefined;
   }
+  if (p === null || typeof p !== "object") return undefined;
+  if (p.iss !== issuer || typeof p.sub !== "string" || typeof p.exp !== "string") return undefined;
+  if (p.knd !== "user" && p.knd !== "host" && p.knd !== "relay") return undefined;
+  const exp = Date.parse(p.exp);
+  if (!Number.isFinite(exp) || nowMs >= exp) return undefined;
+  return { peer: p.sub, kind: p.knd, expiresAt: exp };
 }

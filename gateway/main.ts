@@ -5,6 +5,7 @@
  * ./wavry gateway [--listen 0.0.0.0:8080] [--kv ./wavry-gateway.kv | --kv URL]
  *                 [--key ~/.config/wavry/gateway.key] [--id wavry-gateway]
  *                 [--relay-ttl 15] [--inbox-poll-ms 25]
+ *                 [--login-limit 30/5] [--signaling-limit 400/200]
  * ```
  *
  * `--kv` is a file path (created if missing) or anything `Deno.openKv`
@@ -12,6 +13,8 @@
  * (created with mode 0600 if missing): it signs session tokens and leases.
  * Prints `gateway: listening on http://HOST:PORT` once serving (with
  * `--listen 127.0.0.1:0` the port is the one the system chose).
+ * `--login-limit` and `--signaling-limit` are `BURST/PER_SECOND` token
+ * buckets applied per source address and per identity (benchmarks raise them).
  *
  * @module
  */
@@ -19,6 +22,7 @@ import { parseArgs } from "node:util";
 import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
 import { encodePeerKey, leaseSecretKeyFromSeed } from "../crypto/lease.ts";
 import { createGateway } from "./app.ts";
+import type { BucketSpec } from "./rate_limit.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,8 +33,22 @@ const { values } = parseArgs({
     id: { type: "string", default: "wavry-gateway" },
     "relay-ttl": { type: "string", default: "15" },
     "inbox-poll-ms": { type: "string", default: "25" },
+    "login-limit": { type: "string" },
+    "signaling-limit": { type: "string" },
   },
 });
+
+function bucket(flag: string, text: string | undefined): BucketSpec | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(text);
+  if (!m) {
+    console.error(`wavry gateway: --${flag} ${text} is not BURST/PER_SECOND`);
+    Deno.exit(2);
+  }
+  return { burst: Number(m[1]), perSecond: Number(m[2]) };
+}
+const loginBucket = bucket("login-limit", values["login-limit"]);
+const signalingBucket = bucket("signaling-limit", values["signaling-limit"]);
 
 const listen = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(values.listen);
 if (!listen || Number(listen[3]) > 65535) {
@@ -46,6 +64,8 @@ const gateway = createGateway({
   gatewayId: values.id,
   relayTtlMs: Number(values["relay-ttl"]) * 1000,
   inboxPollMs: Number(values["inbox-poll-ms"]),
+  loginLimit: loginBucket && { perAddress: loginBucket, perIdentity: loginBucket },
+  signalingLimit: signalingBucket && { perAddress: signalingBucket, perIdentity: signalingBucket },
 });
 const server = Deno.serve({
   hostname: listen[1] ?? listen[2],

@@ -30,5 +30,6 @@ export type {
   PeerMessage,
   RelayHeartbeat,
 } from "./schema.ts";
+export { importV4Keys, signV4Public, type V4Keys, verifyV4Public } from "./paseto.ts";
 export { type BucketSpec, RateLimiter } from "./rate_limit.ts";
 export { snapshotKv } from "./store.ts";

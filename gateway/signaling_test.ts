@@ -442,5 +442,23 @@ Deno.test("leases: the least-loaded live relay, issued to both peers, verifiable
   }
 });
 
+Deno.test("presence: refreshed while connected, gone after the socket closes", async () => {
+  const gw = await startTestGateway({ presenceRefreshMs: 100 });
+  try {
+    const { host, user, hostSig, userSig } = await pair(gw);
+    const vs0 = (await gw.kv.get(["gw", "presence", host.publicKey])).versionstamp;
+    await new Promise((r) => setTimeout(r, 450)); // beyond the 300 ms record lifetime
+    const p = await gw.kv.get(["gw", "presence", host.publicKey]);
+    assert.ok(p.versionstamp !== null && p.versionstamp !== vs0, "rewritten by the refresh");
+    assert.equal((await user.listHosts())[0].online, true);
+    await hostSig.close();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await gw.kv.get(["gw", "presence", host.publicKey])).versionstamp, null);
+    await userSig.close();
+  } finally {
+    await gw.stop();
+  }
+});
+
 /** Keeps the linter from flagging the helper types as unused in some runs. */
 export type _Unused = GatewayClient | PeerMessage | typeof newClient;
