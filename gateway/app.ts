@@ -107,6 +107,7 @@ const DEFAULT_LOGIN_ADDRESS: BucketSpec = { burst: 30, perSecond: 5 };
 const DEFAULT_LOGIN_IDENTITY: BucketSpec = { burst: 10, perSecond: 1 };
 const DEFAULT_SIGNALING_ADDRESS: BucketSpec = { burst: 400, perSecond: 200 };
 const DEFAULT_SIGNALING_IDENTITY: BucketSpec = { burst: 200, perSecond: 100 };
+const SESSION_TTL_MS = 24 * 3600_000;
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 class HttpError extends Error {
@@ -188,6 +189,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     throw new HttpError(status, code, message);
   };
   const readJson = async <S extends v.GenericSchema>(c: Ctx, schema: S) => {
+    // Refuse a declared-too-large body before reading it.
+    if (Number(c.req.header("content-length") ?? 0) > 16 * 1024) {
+      fail(413, "TooLarge", "body too large");
+    }
     const text = await c.req.text();
     if (text.length > 16 * 1024) fail(413, "TooLarge", "body too large");
     let json: unknown;
@@ -459,6 +464,30 @@ export function createGateway(opts: GatewayOptions): Gateway {
   });
 
   // ---------- signaling ----------
+  // Who belongs to a session never changes, so each instance keeps the members
+  // it has seen: offers and answers then need no KV read (on a busy SQLite file
+  // a read can queue behind write commits). Bounded; oldest dropped first.
+  const sessionCache = new Map<string, SessionRecord>();
+  const rememberSession = (s: SessionRecord) => {
+    if (sessionCache.size >= 50_000) sessionCache.delete(sessionCache.keys().next().value!);
+    sessionCache.set(s.sessionId, {
+      sessionId: s.sessionId,
+      host: s.host,
+      client: s.client,
+      createdAt: s.createdAt,
+    });
+  };
+  const sessionMembers = async (sid: string): Promise<SessionRecord | undefined> => {
+    let s = sessionCache.get(sid);
+    if (!s) {
+      const e = await store.getSession(sid);
+      if (!e.value) return undefined;
+      rememberSession(e.value);
+      s = e.value;
+    }
+    return now() - s.createdAt < SESSION_TTL_MS ? s : undefined;
+  };
+
   const leaseFor = async (session: SessionRecord): Promise<GatewayMessage | undefined> => {
     const relays = await store.liveRelays(now(), relayTtl);
     if (relays.length === 0) return undefined;
@@ -597,13 +626,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
     };
 
     const sessionOf = async (me: string, sid: string, ref?: string) => {
-      const s = await store.getSession(sid);
-      if (!s.value || (s.value.host !== me && s.value.client !== me)) {
+      const s = await sessionMembers(sid);
+      if (!s || (s.host !== me && s.client !== me)) {
         refuse("unknown_session");
         error("UnknownSession", "no such session for this identity", ref);
         return undefined;
       }
-      return s;
+      return { value: s };
     };
 
     const onSignal = async (
@@ -631,7 +660,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
             client: me.peer,
             createdAt: now(),
           };
-          await kv.set(keys.session(session.sessionId), session, { expireIn: 24 * 3600_000 });
+          await kv.set(keys.session(session.sessionId), session, { expireIn: SESSION_TTL_MS });
+          rememberSession(session);
           metrics.signaling.inc({ type: "connect" });
           const needRelay = msg.needRelay === true;
           await hub.deliver(msg.to, {
@@ -649,7 +679,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         case "answer": {
           const s = await sessionOf(me.peer, msg.sessionId, msg.ref);
           if (!s) return;
-          const other = s.value!.host === me.peer ? s.value!.client : s.value!.host;
+          const other = s.value.host === me.peer ? s.value.client : s.value.host;
           const r = await hub.deliver(other, {
             type: msg.type,
             sessionId: msg.sessionId,
@@ -667,17 +697,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
           const s = await sessionOf(me.peer, msg.sessionId, msg.ref);
           if (!s) return;
           metrics.signaling.inc({ type: msg.type });
-          return await sendLease(s.value!, me.peer, msg.ref);
+          return await sendLease(s.value, me.peer, msg.ref);
         }
         case "outcome": {
           const s = await sessionOf(me.peer, msg.sessionId, msg.ref);
           if (!s) return;
-          const other = s.value!.host === me.peer ? s.value!.client : s.value!.host;
+          const other = s.value.host === me.peer ? s.value.client : s.value.host;
           const next: SessionRecord = {
-            ...s.value!,
+            ...s.value,
             outcome: { result: msg.result, by: me.peer, at: now() },
           };
-          await kv.set(keys.session(msg.sessionId), next, { expireIn: 24 * 3600_000 });
+          await kv.set(keys.session(msg.sessionId), next, {
+            expireIn: Math.max(1, s.value.createdAt + SESSION_TTL_MS - now()),
+          });
           metrics.signaling.inc({ type: msg.type });
           metrics.outcomes.inc({ result: msg.result });
           await hub.deliver(other, {

@@ -23,7 +23,14 @@ Deno.test("PAE matches the PASETO spec examples", () => {
 Deno.test("WebCrypto v4.public tokens and paseto-ts tokens verify with each other", async () => {
   await fc.assert(
     fc.asyncProperty(
-      fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 40 }), { maxKeys: 5 }),
+      // Keys and values drawn from what session claims contain (base64url keys, ISO
+      // dates, kinds). paseto-ts refuses some valid JSON, e.g. {"":"}"} (its
+      // depth check counts braces inside strings), so braces are left out.
+      fc.dictionary(
+        fc.stringMatching(/^[A-Za-z0-9_.:-]{0,8}$/),
+        fc.stringMatching(/^[A-Za-z0-9_.:+ -]{0,40}$/),
+        { maxKeys: 5 },
+      ),
       fc.string({ maxLength: 30 }),
       async (obj, assertion) => {
         const payload = JSON.stringify(obj);
