@@ -2,7 +2,10 @@
  * Gateway benchmark against a bare baseline measured in the same run.
  *
  *   deno run -A bench/gateway.ts [--hosts 5000] [--pairs 10] [--seconds 5] [--concurrency 8]
+ *                                [--kv PATH]
  *
+ * `--kv` overrides the gateway's KV (default: a fresh file in a temp dir;
+ * `:memory:` shows what the disk's sync costs).
  * Starts two child processes on loopback: the real gateway (`gateway/main.ts`
  * with a fresh KV file, rate limits raised) and a bare baseline server (this
  * file with `--baseline-server`: a Hono `POST /echo` and a WebSocket forwarder
@@ -38,6 +41,7 @@ const { values } = parseArgs({
     pairs: { type: "string", default: "10" },
     seconds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "8" },
+    kv: { type: "string" },
   },
 });
 
@@ -149,7 +153,7 @@ async function main(): Promise<void> {
     "--listen",
     "127.0.0.1:0",
     "--kv",
-    `${dir}/gw.kv`,
+    values.kv ?? `${dir}/gw.kv`,
     "--key",
     `${dir}/gw.key`,
     "--login-limit",

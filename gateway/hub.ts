@@ -4,7 +4,7 @@
  *
  * Cross-instance path: a message for a peer whose presence record names
  * another instance is written under `["gw","inbox",instance,t,sender,seq]`
- * and the instance's bell `["gw","bell",instance]` is bumped. Each instance
+ * and the instance's bell `["gw","bell",instance]` is rewritten. Each instance
  * watches its own bell (instant on Deno Deploy / KV Connect) and also polls
  * its inbox every `pollMs`: on Deno 2.9 a local SQLite KV file delivers
  * neither `watch` nor `listenQueue` events to another process (measured while
@@ -122,7 +122,9 @@ export class Hub {
       .set([...keys.inboxPrefix(p.value.instance), t, sender, this.#seq++], rec, {
         expireIn: 60_000,
       })
-      .sum(keys.bell(p.value.instance), 1n)
+      // Any write to the bell wakes a watcher; expiring it keeps no garbage per
+      // dead instance (Deploy isolates come and go).
+      .set(keys.bell(p.value.instance), t, { expireIn: 60_000 })
       .commit();
     this.#metrics.crossInstance.inc({ direction: "out" });
     return "remote";
