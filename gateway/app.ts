@@ -800,13 +800,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (closed) return;
       closed = true;
       clearInterval(presenceTimer);
+      // Taken before the sockets close: their close handlers forget them.
+      const peers = hub.localPeers();
       for (const s of sockets) {
         try {
           s.close(1001, "gateway shutting down");
         } catch { /* already closing */ }
       }
       // Remove our presence records so peers are not routed to a dead instance.
-      for (const peer of hub.localPeers()) {
+      for (const peer of peers) {
         const p = await store.getPresence(peer).catch(() => undefined);
         if (p?.value?.instance === instance) {
           await kv.atomic().check(p).delete(keys.presence(peer)).commit().catch(() => {});
