@@ -2,7 +2,7 @@
  * `./wavry gateway`: the gateway on `Deno.serve` with a Deno KV store.
  *
  * ```text
- * ./wavry gateway [--listen 0.0.0.0:8080] [--kv ./wavry-gateway.kv | --kv URL]
+ * ./wavry gateway [--listen 0.0.0.0:8080] [--kv ~/.local/share/wavry/gateway.kv | --kv URL]
  *                 [--key ~/.config/wavry/gateway.key] [--id wavry-gateway]
  *                 [--relay-ttl 15] [--inbox-poll-ms 25]
  *                 [--login-limit 30/5] [--signaling-limit 400/200]
@@ -28,7 +28,7 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     listen: { type: "string", default: "0.0.0.0:8080" },
-    kv: { type: "string", default: "./wavry-gateway.kv" },
+    kv: { type: "string" },
     key: { type: "string" },
     id: { type: "string", default: "wavry-gateway" },
     "relay-ttl": { type: "string", default: "15" },
@@ -57,7 +57,14 @@ if (!listen || Number(listen[3]) > 65535) {
 }
 const configBase = Deno.env.get("XDG_CONFIG_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.config`;
 const identity = await loadOrCreateIdentity(values.key ?? `${configBase}/wavry/gateway.key`);
-const kv = await Deno.openKv(values.kv);
+// Default store beside the user's other Wavry state, not in the working directory
+// (`./wavry` runs from the repository).
+const dataBase = Deno.env.get("XDG_DATA_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.local/share`;
+const kvPath = values.kv ?? `${dataBase}/wavry/gateway.kv`;
+if (values.kv === undefined) {
+  await Deno.mkdir(`${dataBase}/wavry`, { recursive: true, mode: 0o700 });
+}
+const kv = await Deno.openKv(kvPath);
 const gateway = createGateway({
   kv,
   leaseSecretKey: leaseSecretKeyFromSeed(identity.secretKey, identity.publicKey),
@@ -76,7 +83,7 @@ const server = Deno.serve({
     console.log(
       `gateway: id ${values.id}, instance ${gateway.instance}, key ${
         encodePeerKey(identity.publicKey)
-      }, kv ${values.kv}`,
+      }, kv ${kvPath}`,
     );
   },
 }, gateway.fetch);

@@ -424,6 +424,11 @@ Deno.test("leases: the least-loaded live relay, issued to both peers, verifiable
     // A session token is signed by the same key but never verifies as a lease.
     const asLease = verifyLease(user.token!, publicKey, { relayId: "idle", now: new Date() });
     assert.ok(!asLease.ok && asLease.kind === "LeaseForged");
+    // ... and a lease is no session token.
+    const hostToken = host.token;
+    host.token = hostLease.token;
+    await rejects(host.listAllowed(), "Unauthenticated");
+    host.token = hostToken;
 
     // A connect that says a relay is needed gets the lease at once, on both sides.
     userSig.send({ type: "connect", to: host.publicKey, needRelay: true });
