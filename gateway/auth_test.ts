@@ -169,6 +169,7 @@ Deno.test("tokens: expired, tampered or missing are refused", async () => {
   const gw = await startTestGateway({ tokenTtlMs: 60_000 });
   try {
     const host = await gw.peer("h", "host");
+    host.autoRelogin = false;
     await host.listAllowed();
     const good = host.token!;
     host.token = good.slice(0, -2) + (good.endsWith("A") ? "BB" : "AA");
@@ -178,6 +179,10 @@ Deno.test("tokens: expired, tampered or missing are refused", async () => {
     host.token = good;
     gw.advance(60_001);
     await rejects(host.listAllowed(), "Unauthenticated", 401);
+    // With automatic re-login (the default) the client gets a fresh token and carries on.
+    host.autoRelogin = true;
+    assert.deepEqual(await host.listAllowed(), []);
+    assert.notEqual(host.token, good);
   } finally {
     await gw.stop();
   }

@@ -84,8 +84,28 @@ export class GatewayClient {
     this.#signer = signer ?? ((m) => signWithIdentity(identity, m));
   }
 
+  /**
+   * Log in again (once) when an authenticated request is refused because the
+   * session token expired, then retry it. On by default, so long-running hosts
+   * and relays need not track token lifetimes.
+   */
+  autoRelogin = true;
+
   /** A raw JSON request; throws {@linkcode GatewayError} on an error answer. */
   async request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+    try {
+      return await this.#request<T>(method, path, body, auth);
+    } catch (e) {
+      if (
+        !(e instanceof GatewayError) || e.code !== "Unauthenticated" || !auth || !this.token ||
+        !this.autoRelogin
+      ) throw e;
+      await this.login();
+      return await this.#request<T>(method, path, body, auth);
+    }
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (auth && this.token) headers.authorization = `Bearer ${this.token}`;
@@ -197,6 +217,33 @@ export class GatewayClient {
   /** (Relay) reports liveness and load. */
   relayHeartbeat(hb: RelayHeartbeat): Promise<{ ttlMs: number; leaseKey: string; issuer: string }> {
     return this.request("POST", "/v1/relays/heartbeat", hb);
+  }
+
+  /**
+   * (Relay) sends a heartbeat now and then every `periodMs` until the returned
+   * function is called. `heartbeat` is asked each time (load changes);
+   * failures go to `onError` and the loop carries on.
+   */
+  keepRelayAlive(
+    heartbeat: () => RelayHeartbeat,
+    periodMs: number,
+    onError: (e: unknown) => void = () => {},
+  ): () => void {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const beat = async () => {
+      try {
+        await this.relayHeartbeat(heartbeat());
+      } catch (e) {
+        onError(e);
+      }
+      if (!stopped) timer = setTimeout(beat, periodMs);
+    };
+    beat();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
   }
 
   /** Live relays. */

@@ -338,6 +338,16 @@ Deno.test("relays: heartbeat registers, silence drops, ids belong to their ident
 
     // Only relays send heartbeats; another relay identity cannot take the id; bad bodies refused.
     await rejects(user.relayHeartbeat(hb), "Forbidden");
+    // The heartbeat loop a relay runs: immediately, then every period, until stopped.
+    let beats = 0;
+    const stop = relay.keepRelayAlive(() => {
+      beats++;
+      return { ...hb, load: 0.1 };
+    }, 20);
+    await new Promise((r) => setTimeout(r, 110));
+    stop();
+    assert.ok(beats >= 3, `only ${beats} heartbeats`);
+    assert.equal((await user.listRelays())[0].load, 0.1);
     const other = await gw.peer("relay-2", "relay");
     await relay.relayHeartbeat(hb);
     await rejects(other.relayHeartbeat(hb), "RelayIdTaken");
@@ -426,6 +436,7 @@ Deno.test("leases: the least-loaded live relay, issued to both peers, verifiable
     assert.ok(!asLease.ok && asLease.kind === "LeaseForged");
     // ... and a lease is no session token.
     const hostToken = host.token;
+    host.autoRelogin = false;
     host.token = hostLease.token;
     await rejects(host.listAllowed(), "Unauthenticated");
     host.token = hostToken;
