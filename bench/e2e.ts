@@ -558,7 +558,9 @@ for (const { r, s } of results) {
   const offs = r.pingOffsetUs.map(Math.abs);
   console.log(
     `clocks: PING/PONG offset error |p50| ${f2(percentile(offs, 0.5) / 1000)} ms ` +
-      `(true offset known through CLOCK_MONOTONIC: one machine); Chromium − Deno wall clock ${f2(r.pageSkewUs / 1000)} ms ` +
+      `(true offset known through CLOCK_MONOTONIC: one machine); Chromium − Deno wall clock ${
+        f2(r.pageSkewUs / 1000)
+      } ms ` +
       `(±${f2(r.pageSkewRttUs / 2000)} ms)`,
   );
   console.log(
