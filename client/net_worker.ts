@@ -21,6 +21,7 @@ import { NativeUdpSocket } from "../edge/native_udp.ts";
 import { SessionDriver } from "../edge/udp_session.ts";
 import { type PeerAddress, UdpSocket } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
+import { withNativeAead } from "../edge/native_aead.ts";
 
 /** How to connect. */
 export interface NetWorkerOptions {
@@ -162,7 +163,7 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
       acceptPeer: expect === undefined
         ? undefined
         : (peer) => peer.length === expect.length && peer.every((b, i) => b === expect[i]),
-      config: options.config,
+      config: withNativeAead(options.config),
       socket: UdpSocket.native(native),
       divert,
     });
