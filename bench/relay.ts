@@ -3,7 +3,10 @@
  * measured in the same run with the same two peers and the same method:
  *
  * - `direct`: peer A → peer B, plain UDP (the baseline);
- * - `relay`: A → our relay (its forwarder worker) → B, after both bind with a lease;
+ * - `relay`: A → our relay (its forwarder worker, `--socket`, default auto = the native
+ *   batched socket when the shim loads) → B, after both bind with a lease;
+ * - `relay-deno`: the same relay forced onto `Deno.listenDatagram` (the old path), unless
+ *   `--no-deno-relay` or the `relay` path already uses it;
  * - `coturn`: A → Debian's `turnserver` (TURN over UDP, anonymous, ChannelData)
  *   → B, if `turnserver` is installed (our own minimal TURN client below).
  *
@@ -14,10 +17,13 @@
  * rounds (direct, relay, coturn, direct, …) so drift in machine load hits
  * all alike. Ratios, not absolute figures, are the result on a shared VM.
  *
- * `deno run -A bench/relay.ts [--seconds 2] [--rounds 2] [--window 32] [--pings 500] [--no-coturn]`
+ * `deno run -A bench/relay.ts [--seconds 2] [--rounds 2] [--window 32] [--pings 500] [--no-coturn]
+ *  [--no-deno-relay] [--socket auto|native|deno]`
  *
- * Last line: `relay_pps=N direct_pps=N coturn_pps=N pps_ratio=R relay_vs_coturn=R
- * relay_p50_us=N relay_p99_us=N direct_p99_us=N coturn_p99_us=N` (`pps_ratio` = relay / direct).
+ * Second-last line: every figure (`direct_pps`, `relay_vs_direct`, `relay_socket`,
+ * `relay_deno_pps`, p50s, …). Last line: `relay_pps=N coturn_pps=N pps_ratio=R relay_p99_us=N
+ * coturn_p99_us=N`, where `pps_ratio` = relay / coturn (issue 6's target: ≥ 1.0 with
+ * `relay_p99_us` no worse than `coturn_p99_us`).
  *
  * @module
  */
@@ -33,6 +39,7 @@ import {
 } from "../crypto/lease.ts";
 import { RelayForwarder } from "../relay/forwarder.ts";
 import type { RelayAddress } from "../relay/binding_table.ts";
+import type { ForwarderSocketChoice, ForwarderSocketKind } from "../relay/worker_protocol.ts";
 import { decodeBindAck, encodeBindRequest } from "../relay/wire.ts";
 
 const SIZE = 1200;
@@ -164,7 +171,12 @@ const pct = (sorted: number[], p: number) =>
 
 // --- our relay ---------------------------------------------------------------------------
 
-async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Promise<void> }> {
+async function relayPath(
+  a: Peer,
+  b: Peer,
+  name: string,
+  socket: ForwarderSocketChoice,
+): Promise<{ path: Path; stop: () => Promise<void>; socket: ForwarderSocketKind }> {
   const seed = crypto.getRandomValues(new Uint8Array(32));
   const ida = generateIdentity();
   const idb = generateIdentity();
@@ -185,6 +197,7 @@ async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Pr
       relayId: "bench-relay",
       leasePublicKey: leasePublicKeyFromBytes(ed25519.getPublicKey(seed)),
     },
+    socket,
   });
   for (const [peer, id] of [[a, ida], [b, idb]] as const) {
     const ack = peer.next();
@@ -194,12 +207,13 @@ async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Pr
   const to = relay.address;
   return {
     path: {
-      name: "relay",
+      name,
       aToB: (p) => a.send(p, to),
       bToA: (p) => b.send(p, to),
       unwrapAtA: (x) => x,
     },
     stop: async () => void await relay.stop(),
+    socket: relay.socket,
   };
 }
 
@@ -348,12 +362,16 @@ async function main(args: string[]): Promise<void> {
       window: { type: "string", default: "32" },
       pings: { type: "string", default: "500" },
       "no-coturn": { type: "boolean", default: false },
+      "no-deno-relay": { type: "boolean", default: false },
+      socket: { type: "string", default: "auto" },
     },
   });
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const window = Number(values.window);
   const pings = Number(values.pings);
+  const socket = values.socket as ForwarderSocketChoice;
+  if (!["auto", "native", "deno"].includes(socket)) throw new Error("--socket auto|native|deno");
 
   // One pair of peers per path, so a binding or a TURN channel never sees another path's traffic.
   const peers: Peer[] = [];
@@ -368,9 +386,17 @@ async function main(args: string[]): Promise<void> {
     const [da, db] = pair();
     paths.push({ path: direct(da, db), a: da, b: db });
     const [ra, rb] = pair();
-    const relay = await relayPath(ra, rb);
+    const relay = await relayPath(ra, rb, "relay", socket);
     stops.push(relay.stop);
     paths.push({ path: relay.path, a: ra, b: rb });
+    let haveDenoRelay = false;
+    if (!values["no-deno-relay"] && relay.socket !== "deno") {
+      const [xa, xb] = pair();
+      const old = await relayPath(xa, xb, "relay-deno", "deno");
+      stops.push(old.stop);
+      paths.push({ path: old.path, a: xa, b: xb });
+      haveDenoRelay = true;
+    }
     let haveCoturn = false;
     if (!values["no-coturn"]) {
       try {
@@ -393,7 +419,7 @@ async function main(args: string[]): Promise<void> {
         const l = await latency(path, a, b, pings);
         (rtts[path.name] ??= []).push(...l);
         console.log(
-          `round ${round + 1} ${path.name.padEnd(6)} ${Math.round(t.pps)} pps ` +
+          `round ${round + 1} ${path.name.padEnd(10)} ${Math.round(t.pps)} pps ` +
             `(${t.received}/${t.sent} delivered), rtt p50 ${Math.round(pct(l, 0.5))} us ` +
             `p99 ${Math.round(pct(l, 0.99))} us (${l.length}/${pings} pings)`,
         );
@@ -404,14 +430,28 @@ async function main(args: string[]): Promise<void> {
     const sorted = (name: string) => (rtts[name] ?? []).sort((x, y) => x - y);
     const p = (name: string, q: number) => Math.round(pct(sorted(name), q));
     console.log(`command: deno run -A bench/relay.ts ${args.join(" ")}`.trim());
+    const ratio = (x: number, y: number) => (x / y).toFixed(3);
+    const na = (have: boolean, v: () => string | number) => have ? String(v()) : "NA";
     console.log(
-      `relay_pps=${r("relay")} direct_pps=${r("direct")} coturn_pps=${
-        haveCoturn ? r("coturn") : "NA"
-      } pps_ratio=${(r("relay") / r("direct")).toFixed(3)} relay_vs_coturn=${
-        haveCoturn ? (r("relay") / r("coturn")).toFixed(3) : "NA"
-      } relay_p50_us=${p("relay", 0.5)} relay_p99_us=${p("relay", 0.99)} direct_p99_us=${
-        p("direct", 0.99)
-      } coturn_p99_us=${haveCoturn ? p("coturn", 0.99) : "NA"}`,
+      [
+        `relay_socket=${relay.socket}`,
+        `direct_pps=${r("direct")}`,
+        `relay_vs_direct=${ratio(r("relay"), r("direct"))}`,
+        `relay_deno_pps=${na(haveDenoRelay, () => r("relay-deno"))}`,
+        `relay_vs_relay_deno=${na(haveDenoRelay, () => ratio(r("relay"), r("relay-deno")))}`,
+        `relay_deno_vs_coturn=${
+          na(haveDenoRelay && haveCoturn, () => ratio(r("relay-deno"), r("coturn")))
+        }`,
+        `relay_p50_us=${p("relay", 0.5)}`,
+        `coturn_p50_us=${na(haveCoturn, () => p("coturn", 0.5))}`,
+        `direct_p99_us=${p("direct", 0.99)}`,
+        `relay_deno_p99_us=${na(haveDenoRelay, () => p("relay-deno", 0.99))}`,
+      ].join(" "),
+    );
+    console.log(
+      `relay_pps=${r("relay")} coturn_pps=${na(haveCoturn, () => r("coturn"))} pps_ratio=${
+        na(haveCoturn, () => ratio(r("relay"), r("coturn")))
+      } relay_p99_us=${p("relay", 0.99)} coturn_p99_us=${na(haveCoturn, () => p("coturn", 0.99))}`,
     );
   } finally {
     for (const stop of stops) await stop();

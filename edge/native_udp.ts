@@ -390,6 +390,7 @@ export class NativeUdpSocket {
   #released = false;
   #closing = false;
   #inFlight: Promise<unknown> | undefined;
+  #pending = 0; // async receives not yet settled
   // Destination records, parsed once per address.
   #lastTo: PeerAddress | undefined;
   #lastToHost = "";
@@ -575,21 +576,16 @@ export class NativeUdpSocket {
     options: ReceiveBatchOptions = {},
   ): Promise<ReceivedBatch> {
     const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
-    if (!Number.isInteger(max) || max < 1 || max > UDP_MAX_BATCH) {
-      return Promise.reject(
-        new NativeError("udp.receive", NativeStatus.InvalidArgument, `max ${max} not 1..1024`),
-      );
-    }
-    if (!Number.isInteger(slotBytes) || slotBytes < 1 || slotBytes > 65536) {
-      return Promise.reject(
-        new NativeError("udp.receive", NativeStatus.InvalidArgument, `slot ${slotBytes} bytes`),
-      );
-    }
+    const bad = this.#badReceiveArguments(max, slotBytes);
+    if (bad !== undefined) return Promise.reject(bad);
     const previous = this.#inFlight ?? Promise.resolve();
     const run = previous.catch(() => {}).then(() =>
       this.#receive(max, timeoutMs, slotBytes, options)
     );
     this.#inFlight = run;
+    this.#pending++;
+    const settled = () => void this.#pending--;
+    run.then(settled, settled);
     return run;
   }
 
@@ -599,6 +595,59 @@ export class NativeUdpSocket {
     slotBytes: number,
     options: ReceiveBatchOptions,
   ): Promise<ReceivedBatch> {
+    const call = this.#receiveCall(max, timeoutMs, slotBytes, options);
+    if (call instanceof ReceivedBatch) return call;
+    const status = await udpNative().wavry_udp_recv_batch(...call.args);
+    return this.#received(call.buffer, status, max, slotBytes);
+  }
+
+  /**
+   * {@linkcode NativeUdpSocket.receiveBatch}, but the wait in `poll()` blocks
+   * THIS thread (up to `timeoutMs`; -1: no limit, until data, `wake()` or
+   * close): no timer or message of this worker runs meanwhile. For a
+   * dedicated worker that does nothing else (the relay's forwarder): it saves
+   * the hand-off to and back from Deno's blocking pool, i.e. one thread
+   * wake-up per receive. Timeout 0 takes what is queued without waiting.
+   * Do not call it while a `receiveBatch` of this object is in flight.
+   * Throws for bad arguments or an I/O error (counted).
+   */
+  receiveBatchSync(
+    max: number,
+    timeoutMs: number,
+    options: ReceiveBatchOptions = {},
+  ): ReceivedBatch {
+    const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
+    const bad = this.#badReceiveArguments(max, slotBytes);
+    if (bad !== undefined) throw bad;
+    if (this.#pending > 0) {
+      throw new NativeError(
+        "udp.receive",
+        NativeStatus.InvalidArgument,
+        "receiveBatchSync while an async receive may be in flight",
+      );
+    }
+    const call = this.#receiveCall(max, timeoutMs, slotBytes, options);
+    if (call instanceof ReceivedBatch) return call;
+    const status = udpNative().wavry_udp_recv_batch_sync(...call.args);
+    return this.#received(call.buffer, status, max, slotBytes);
+  }
+
+  #badReceiveArguments(max: number, slotBytes: number): NativeError | undefined {
+    if (!Number.isInteger(max) || max < 1 || max > UDP_MAX_BATCH) {
+      return new NativeError("udp.receive", NativeStatus.InvalidArgument, `max ${max} not 1..1024`);
+    }
+    if (!Number.isInteger(slotBytes) || slotBytes < 1 || slotBytes > 65536) {
+      return new NativeError(
+        "udp.receive",
+        NativeStatus.InvalidArgument,
+        `slot ${slotBytes} bytes`,
+      );
+    }
+    return undefined;
+  }
+
+  /** The buffer and the native call's arguments, or a closed batch when closed already. */
+  #receiveCall(max: number, timeoutMs: number, slotBytes: number, options: ReceiveBatchOptions) {
     const at = layout(max, slotBytes);
     const buffer = options.reuse !== undefined && options.reuse.byteLength >= at.total &&
         !options.reuse.detached
@@ -606,7 +655,7 @@ export class NativeUdpSocket {
       : new ArrayBuffer(at.total);
     if (this.#closing) return ReceivedBatch.fill(buffer, 0, max, slotBytes, { closed: true });
     const timeout = timeoutMs < 0 ? -1 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1);
-    const status = await udpNative().wavry_udp_recv_batch(
+    const args = [
       this.fd,
       new Uint8Array(buffer, at.data, max * slotBytes),
       slotBytes,
@@ -618,7 +667,13 @@ export class NativeUdpSocket {
       this.#woken,
       this.#recvError.reset(),
       this.#recvError.bytes.length,
-    );
+    ] as const;
+    return { buffer, args };
+  }
+
+  /** Counts what a native receive returned and wraps it. */
+  #received(buffer: ArrayBuffer, status: number, max: number, slotBytes: number): ReceivedBatch {
+    const at = layout(max, slotBytes);
     if (status === NativeStatus.Closed) {
       // The opener closed it (maybe in another worker): this object is done too.
       this.#closing = true;

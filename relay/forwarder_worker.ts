@@ -1,8 +1,21 @@
 /**
- * The relay's UDP forwarder, run as a dedicated Web Worker: it owns the
- * `Deno.listenDatagram` socket and the {@linkcode BindingTable}, so every
- * per-packet step (receive, table lookup, send) happens here and the main
- * thread only sees counters, posted every `statsIntervalMs`.
+ * The relay's UDP forwarder, run as a dedicated Web Worker: it owns the UDP
+ * socket and the {@linkcode BindingTable}, so every per-packet step (receive,
+ * table lookup, send) happens here and the main thread only sees counters,
+ * posted every `statsIntervalMs`.
+ *
+ * Two sockets, one table. When the native shim loads, the main thread opens
+ * the shim's socket (`edge/native_udp.ts`) and this worker attaches to it: it
+ * receives up to {@linkcode NATIVE_BATCH} datagrams per call (recvmmsg) and
+ * sends a batch's forwards grouped by destination, one sendmmsg each. This
+ * worker's thread waits for datagrams IN the native call (`receiveBatchSync`,
+ * at most {@linkcode NATIVE_WAIT_MS} at a time): one thread wake-up per
+ * arrival, as in a C relay, where an async receive would add a hop through
+ * Deno's blocking pool. Between waits it yields to its event loop, so timers
+ * and messages still run; the main thread's `wake()` cuts a wait short.
+ * Without the shim (or with `socket: "deno"`) a `Deno.listenDatagram` socket
+ * costs one receive op and one send op per datagram. The table sees the same
+ * datagrams either way.
  *
  * Started by {@linkcode RelayForwarder} (`forwarder.ts`); the messages are in
  * `worker_protocol.ts`.
@@ -12,20 +25,35 @@
 
 /// <reference lib="deno.worker" />
 
+import { NativeUdpSocket, type ReceivedBatch } from "../edge/native_udp.ts";
 import { BindingTable, type RelayAddress } from "./binding_table.ts";
 import type { ForwarderStats, FromWorker, StartMessage, ToWorker } from "./worker_protocol.ts";
+
+/** Most datagrams one native receive call returns. */
+export const NATIVE_BATCH = 64;
+/**
+ * Native receive slot: holds the largest BIND_REQUEST (a lease of up to 4 KiB
+ * plus its envelope) and any RIFT datagram; a longer datagram is dropped
+ * (counted as `truncated`) rather than forwarded cut.
+ */
+export const NATIVE_SLOT_BYTES = 8192;
+/** Longest one native wait blocks this thread before timers and messages get a turn (ms). */
+export const NATIVE_WAIT_MS = 20;
+/** Under steady traffic, the event loop still gets a turn this often (ms). */
+const YIELD_EVERY_MS = 5;
 
 /** Wall-clock ms (leases carry wall-clock times), advancing monotonically within the worker. */
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 let conn: Deno.DatagramConn | undefined;
+let native: NativeUdpSocket | undefined;
 let table: BindingTable | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let timerAt: number | undefined;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
 let stopping = false;
 let loop: Promise<void> | undefined;
-const io = { sendErrors: 0, receiveErrors: 0, exceptions: 0 };
+const io = { sendErrors: 0, receiveErrors: 0, exceptions: 0, receiveCalls: 0, truncated: 0 };
 
 /** Sends leave in order: Deno's concurrent send ops could otherwise reorder a peer's datagrams. */
 const sendQueue: { bytes: Uint8Array; to: RelayAddress }[] = [];
@@ -91,7 +119,7 @@ function onTimer(): void {
  */
 const receiveBuffer = new Uint8Array(65_536);
 
-async function receiveLoop(): Promise<void> {
+async function denoReceiveLoop(): Promise<void> {
   while (!stopping) {
     let received: [Uint8Array, Deno.Addr];
     try {
@@ -101,6 +129,7 @@ async function receiveLoop(): Promise<void> {
       io.receiveErrors++;
       continue;
     }
+    io.receiveCalls++;
     try {
       const from = received[1] as Deno.NetAddr;
       const r = table!.handle(received[0].slice(), from, nowMs());
@@ -115,6 +144,112 @@ async function receiveLoop(): Promise<void> {
   }
 }
 
+/** The sends of one batch, grouped by destination (in arrival order within each group). */
+interface SendGroup {
+  to: RelayAddress;
+  datagrams: Uint8Array[];
+}
+const groups: SendGroup[] = [];
+let groupCount = 0;
+
+function queueNative(bytes: Uint8Array, to: RelayAddress): void {
+  for (let g = 0; g < groupCount; g++) {
+    const group = groups[g];
+    // A forward's `to` is its slot's address object: identity is the usual hit.
+    if (group.to === to || (group.to.port === to.port && group.to.hostname === to.hostname)) {
+      group.datagrams.push(bytes);
+      return;
+    }
+  }
+  const group = groups[groupCount] ??= { to, datagrams: [] };
+  group.to = to;
+  group.datagrams.push(bytes);
+  groupCount++;
+}
+
+/** Sends every group with one sendmmsg each; what the kernel refuses is counted, not retried. */
+function flushNative(): void {
+  for (let g = 0; g < groupCount; g++) {
+    const group = groups[g];
+    try {
+      const sent = native!.sendBatch(group.datagrams, group.to);
+      io.sendErrors += group.datagrams.length - sent;
+    } catch {
+      io.sendErrors += group.datagrams.length;
+    }
+    group.datagrams.length = 0;
+  }
+  groupCount = 0;
+}
+
+/**
+ * A turn of the event loop, so timers and messages run. (A MessageChannel
+ * post is not enough: Deno then does not reach this worker's timers.)
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Runs one batch through the table and sends what it decided. */
+function forwardBatch(batch: ReceivedBatch): void {
+  io.receiveCalls++;
+  const now = nowMs();
+  let bound = false;
+  for (let i = 0; i < batch.count; i++) {
+    if (batch.truncated(i)) {
+      io.truncated++;
+      continue;
+    }
+    try {
+      const r = table!.handle(batch.datagram(i), batch.source(i), now);
+      if (r.forward) queueNative(r.forward.bytes, r.forward.to);
+      else if (r.reply) {
+        queueNative(r.reply.bytes, r.reply.to);
+        if (r.drop === undefined) bound = true;
+      }
+    } catch {
+      io.exceptions++;
+    }
+  }
+  flushNative();
+  if (bound) armTimer();
+}
+
+/**
+ * Wait in the native call, forward the batch, repeat; give the event loop a
+ * turn after an empty wait, a `wake()`, or every {@linkcode YIELD_EVERY_MS}
+ * of steady traffic. The datagrams are views into the batch buffer, reused
+ * only after every send of the batch has returned (sends are synchronous),
+ * so nothing is copied on the way through.
+ */
+async function nativeReceiveLoop(): Promise<void> {
+  const socket = native!;
+  let reuse: ArrayBuffer | undefined;
+  let lastTurn = performance.now();
+  while (!stopping) {
+    let batch: ReceivedBatch;
+    try {
+      batch = socket.receiveBatchSync(NATIVE_BATCH, NATIVE_WAIT_MS, {
+        slotBytes: NATIVE_SLOT_BYTES,
+        reuse,
+      });
+    } catch {
+      if (stopping || socket.closed) return;
+      io.receiveErrors++;
+      await nextTurn();
+      continue;
+    }
+    if (batch.closed) return;
+    reuse = batch.buffer;
+    if (batch.count > 0) forwardBatch(batch);
+    const t = performance.now();
+    if (batch.count === 0 || batch.woken || t - lastTurn >= YIELD_EVERY_MS) {
+      await nextTurn();
+      lastTurn = performance.now();
+    }
+  }
+}
+
 function start(m: StartMessage): void {
   try {
     table = new BindingTable(m.table, nowMs());
@@ -122,22 +257,38 @@ function start(m: StartMessage): void {
     post({ type: "failed", kind: "BadOptions", detail: String(e) });
     return;
   }
-  try {
-    conn = Deno.listenDatagram({ hostname: m.hostname, port: m.port, transport: "udp" });
-  } catch (e) {
-    post({
-      type: "failed",
-      kind: "BindFailed",
-      detail: e instanceof Error ? e.message : String(e),
-    });
-    return;
+  let address: RelayAddress;
+  if (m.nativeFd !== undefined) {
+    try {
+      native = NativeUdpSocket.attach(m.nativeFd);
+    } catch (e) {
+      post({
+        type: "failed",
+        kind: "BindFailed",
+        detail: e instanceof Error ? e.message : String(e),
+      });
+      return;
+    }
+    address = { hostname: m.hostname, port: native.localAddr.port };
+  } else {
+    try {
+      conn = Deno.listenDatagram({ hostname: m.hostname, port: m.port, transport: "udp" });
+    } catch (e) {
+      post({
+        type: "failed",
+        kind: "BindFailed",
+        detail: e instanceof Error ? e.message : String(e),
+      });
+      return;
+    }
+    const addr = conn.addr as Deno.NetAddr;
+    address = { hostname: addr.hostname, port: addr.port };
   }
-  const addr = conn.addr as Deno.NetAddr;
-  post({ type: "ready", address: { hostname: addr.hostname, port: addr.port } });
+  post({ type: "ready", address });
   // A first snapshot at once, so /health is right from the start.
   post({ type: "stats", stats: stats() });
   statsTimer = setInterval(() => post({ type: "stats", stats: stats() }), m.statsIntervalMs);
-  loop = receiveLoop();
+  loop = native !== undefined ? nativeReceiveLoop() : denoReceiveLoop();
 }
 
 async function stop(): Promise<void> {
@@ -150,8 +301,10 @@ async function stop(): Promise<void> {
   } catch {
     // already closed
   }
-  // The socket is released only once its pending receive has ended.
+  // The socket is released only once its pending receive has ended. The main
+  // thread owns the native socket and closes it after `stopped`.
   await loop;
+  await native?.detach();
   await sending;
   if (table) post({ type: "stopped", stats: stats() });
   self.close();

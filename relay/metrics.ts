@@ -48,6 +48,14 @@ export class RelayMetrics {
       sendErrors: counter("wavry_relay_send_errors_total", "Sends the kernel refused"),
       receiveErrors: counter("wavry_relay_receive_errors_total", "Failed receive calls"),
       exceptions: counter("wavry_relay_exceptions_total", "Exceptions caught per datagram"),
+      receiveCalls: counter(
+        "wavry_relay_receive_calls_total",
+        "Receive calls that returned datagrams (native: batches)",
+      ),
+      truncated: counter(
+        "wavry_relay_truncated_total",
+        "Datagrams longer than a native receive slot, dropped",
+      ),
     };
     this.#sessions = new client.Gauge({
       name: "wavry_relay_sessions",
@@ -92,6 +100,8 @@ export class RelayMetrics {
       sendErrors: s.sendErrors,
       receiveErrors: s.receiveErrors,
       exceptions: s.exceptions,
+      receiveCalls: s.receiveCalls,
+      truncated: s.truncated,
     } as unknown as Record<string, number>);
     const now = flat(stats);
     const before = last ? flat(last) : undefined;

@@ -82,6 +82,8 @@ Deno.test("server: refusals show up by kind at /metrics; /health reports the wor
     assertEquals(h.status, "ok");
     assertEquals(h.relayId, "relay-metrics");
     assertEquals(h.gatewayRegistered, null);
+    // The shim is built in this repo (make -C ffi), so the batched native socket is in use.
+    assertEquals([h.socket, h.socketFallbackReason], ["native", null]);
     assertEquals(
       (await fetch(`${base}/nope`).then(async (r) => [r.status, await r.text()]))[0],
       404,

@@ -7,6 +7,16 @@
 
 import type { BindingTableOptions, RelayAddress, RelayCounters } from "./binding_table.ts";
 
+/**
+ * Which UDP socket the worker forwards with: `native` = the shim's socket
+ * (`edge/native_udp.ts`: recvmmsg/sendmmsg, batches of up to 64), `deno` =
+ * `Deno.listenDatagram` (one op per datagram each way).
+ */
+export type ForwarderSocketKind = "native" | "deno";
+
+/** What the worker is asked for: `auto` = native when the shim loads, else deno. */
+export type ForwarderSocketChoice = ForwarderSocketKind | "auto";
+
 /** Main → worker: bind the socket and start forwarding. */
 export interface StartMessage {
   /** Message type. */
@@ -19,6 +29,11 @@ export interface StartMessage {
   table: BindingTableOptions;
   /** How often the worker posts its counters (ms). */
   statsIntervalMs: number;
+  /**
+   * The native socket the main thread opened (`NativeUdpSocket.fd`), to
+   * attach; undefined: bind a `Deno.listenDatagram` socket here.
+   */
+  nativeFd?: number;
 }
 
 /** Main → worker: the gateway's lease key changed. */
@@ -54,6 +69,10 @@ export interface ForwarderStats {
   receiveErrors: number;
   /** Exceptions caught in the forwarding loop. */
   exceptions: number;
+  /** Receive calls that returned datagrams (native: one per batch; deno: one per datagram). */
+  receiveCalls: number;
+  /** Native socket: datagrams longer than a receive slot, dropped before the table saw them. */
+  truncated: number;
   /** When the snapshot was taken (ms since the epoch). */
   atMs: number;
 }
