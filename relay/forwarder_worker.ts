@@ -26,8 +26,15 @@
 /// <reference lib="deno.worker" />
 
 import { NativeUdpSocket, type ReceivedBatch } from "../edge/native_udp.ts";
+import { monotonicMicros } from "../ffi/library.ts";
 import { BindingTable, type RelayAddress } from "./binding_table.ts";
-import type { ForwarderStats, FromWorker, StartMessage, ToWorker } from "./worker_protocol.ts";
+import {
+  type ForwarderStats,
+  type FromWorker,
+  RESIDENCE_BUCKETS_US,
+  type StartMessage,
+  type ToWorker,
+} from "./worker_protocol.ts";
 
 /** Most datagrams one native receive call returns. */
 export const NATIVE_BATCH = 64;
@@ -37,10 +44,15 @@ export const NATIVE_BATCH = 64;
  * (counted as `truncated`) rather than forwarded cut.
  */
 export const NATIVE_SLOT_BYTES = 8192;
-/** Longest one native wait blocks this thread before timers and messages get a turn (ms). */
+/** Longest one native wait blocks this thread (ms): the loop's own clock checks run this often. */
 export const NATIVE_WAIT_MS = 20;
-/** Under steady traffic, the event loop still gets a turn this often (ms). */
-const YIELD_EVERY_MS = 5;
+/**
+ * Under steady traffic, the event loop still gets a turn this often (ms), in
+ * case a message came without a `wake()`. A turn is a `setTimeout(0)`, which
+ * costs about 1–2 ms in Deno, so the native loop does not take one per batch:
+ * it posts its stats and runs the table's timer itself.
+ */
+const TURN_EVERY_MS = 1_000;
 
 /** Wall-clock ms (leases carry wall-clock times), advancing monotonically within the worker. */
 const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -70,6 +82,7 @@ function stats(): ForwarderStats {
     readySessions: table!.readySessionCount,
     boundPeers: table!.boundPeerCount,
     ...io,
+    residenceUs: residence.slice(),
     atMs: nowMs(),
   };
 }
@@ -97,6 +110,8 @@ async function sendLoop(): Promise<void> {
 }
 
 function armTimer(): void {
+  // The native loop polls the table's timer itself (see nativeReceiveLoop).
+  if (native !== undefined) return;
   const at = table!.pollTimeout();
   if (at === undefined || (timerAt !== undefined && timerAt <= at)) return;
   if (timer !== undefined) clearTimeout(timer);
@@ -183,14 +198,18 @@ function flushNative(): void {
 }
 
 /**
- * A turn of the event loop, so timers and messages run. (A MessageChannel
- * post is not enough: Deno then does not reach this worker's timers.)
+ * A turn of the event loop, so messages (and timers) run. A MessageChannel
+ * post is cheaper but not enough: Deno then reaches neither this worker's
+ * timers nor its messages from the main thread.
  */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Runs one batch through the table and sends what it decided. */
+/** Native socket: datagrams by residence time, bucketed as RESIDENCE_BUCKETS_US. */
+const residence: number[] = RESIDENCE_BUCKETS_US.map(() => 0);
+
 function forwardBatch(batch: ReceivedBatch): void {
   io.receiveCalls++;
   const now = nowMs();
@@ -212,24 +231,38 @@ function forwardBatch(batch: ReceivedBatch): void {
     }
   }
   flushNative();
+  // Kernel arrival (SO_TIMESTAMPNS) to sent: this thread's wake-up, the table, the send.
+  const sentAt = monotonicMicros();
+  for (let i = 0; i < batch.count; i++) {
+    const us = sentAt - batch.receivedAtMicros(i);
+    let b = 0;
+    while (us >= RESIDENCE_BUCKETS_US[b]) b++;
+    residence[b]++;
+  }
   if (bound) armTimer();
 }
 
 /**
- * Wait in the native call, forward the batch, repeat; give the event loop a
- * turn after an empty wait, a `wake()`, or every {@linkcode YIELD_EVERY_MS}
- * of steady traffic. The datagrams are views into the batch buffer, reused
- * only after every send of the batch has returned (sends are synchronous),
- * so nothing is copied on the way through.
+ * Wait in the native call, forward the batch, repeat. Between waits, the loop
+ * posts the stats and runs the table's timer when due (its own clock checks:
+ * no timer of the event loop is involved). It gives the event loop a turn
+ * (for messages) after a `wake()` (the main thread wakes it after each
+ * message) and every {@linkcode TURN_EVERY_MS} anyway. The datagrams are views into the batch
+ * buffer, reused only after every send of the batch has returned (sends are
+ * synchronous), so nothing is copied on the way through.
  */
-async function nativeReceiveLoop(): Promise<void> {
+async function nativeReceiveLoop(statsIntervalMs: number): Promise<void> {
   const socket = native!;
   let reuse: ArrayBuffer | undefined;
   let lastTurn = performance.now();
+  let nextStatsAt = nowMs() + statsIntervalMs;
   while (!stopping) {
+    let now = nowMs();
+    const tableAt = table!.pollTimeout() ?? Infinity;
+    const waitMs = Math.max(0, Math.min(NATIVE_WAIT_MS, nextStatsAt - now, tableAt - now));
     let batch: ReceivedBatch;
     try {
-      batch = socket.receiveBatchSync(NATIVE_BATCH, NATIVE_WAIT_MS, {
+      batch = socket.receiveBatchSync(NATIVE_BATCH, waitMs, {
         slotBytes: NATIVE_SLOT_BYTES,
         reuse,
       });
@@ -242,8 +275,14 @@ async function nativeReceiveLoop(): Promise<void> {
     if (batch.closed) return;
     reuse = batch.buffer;
     if (batch.count > 0) forwardBatch(batch);
+    now = nowMs();
+    if (now >= (table!.pollTimeout() ?? Infinity)) table!.handleTimeout(now);
+    if (now >= nextStatsAt) {
+      post({ type: "stats", stats: stats() });
+      nextStatsAt = now + statsIntervalMs;
+    }
     const t = performance.now();
-    if (batch.count === 0 || batch.woken || t - lastTurn >= YIELD_EVERY_MS) {
+    if (batch.woken || t - lastTurn >= TURN_EVERY_MS) {
       await nextTurn();
       lastTurn = performance.now();
     }
@@ -287,8 +326,12 @@ function start(m: StartMessage): void {
   post({ type: "ready", address });
   // A first snapshot at once, so /health is right from the start.
   post({ type: "stats", stats: stats() });
-  statsTimer = setInterval(() => post({ type: "stats", stats: stats() }), m.statsIntervalMs);
-  loop = native !== undefined ? nativeReceiveLoop() : denoReceiveLoop();
+  if (native !== undefined) {
+    loop = nativeReceiveLoop(m.statsIntervalMs);
+  } else {
+    statsTimer = setInterval(() => post({ type: "stats", stats: stats() }), m.statsIntervalMs);
+    loop = denoReceiveLoop();
+  }
 }
 
 async function stop(): Promise<void> {

@@ -53,6 +53,25 @@ export interface StopMessage {
 /** Anything the main thread sends. */
 export type ToWorker = StartMessage | LeaseKeyMessage | StopMessage;
 
+/**
+ * Upper bounds (µs, exclusive) of the residence histogram's buckets; the last
+ * is Infinity.
+ */
+export const RESIDENCE_BUCKETS_US: readonly number[] = [
+  16,
+  32,
+  64,
+  128,
+  256,
+  512,
+  1_024,
+  2_048,
+  4_096,
+  8_192,
+  16_384,
+  Infinity,
+];
+
 /** What the worker reports periodically and when it stops. */
 export interface ForwarderStats {
   /** The binding table's counters. */
@@ -73,6 +92,14 @@ export interface ForwarderStats {
   receiveCalls: number;
   /** Native socket: datagrams longer than a receive slot, dropped before the table saw them. */
   truncated: number;
+  /**
+   * Native socket: datagrams of each batch (forwarded, answered or dropped) by
+   * time from their kernel arrival to the end of their batch's sends, counted
+   * per bucket of {@linkcode RESIDENCE_BUCKETS_US} (cumulative). It covers
+   * the worker's wake-up, the table and the send: the relay's own latency.
+   * All zero with the deno socket (it has no arrival times).
+   */
+  residenceUs: number[];
   /** When the snapshot was taken (ms since the epoch). */
   atMs: number;
 }
