@@ -338,6 +338,22 @@ export class Reassembler {
   }
 
   /**
+   * Brings the deadline of every pending frame sent before `frameId`
+   * (serial-number order) forward to `deadline`, if later. Called when
+   * `frameId` completed: a frame's fragments and FEC parity all leave before
+   * the next frame's, so an older frame still incomplete once a newer one is
+   * whole will only complete if its packets were merely reordered — it gets a
+   * short grace for that, not the full reassembly deadline.
+   */
+  hastenBefore(frameId: number, deadline: number): void {
+    for (const p of this.#pending.values()) {
+      const behind = (frameId - p.frameId) >>> 0;
+      if (behind === 0 || behind >= HALF_SERIAL) continue;
+      p.deadline = Math.min(p.deadline, deadline);
+    }
+  }
+
+  /**
    * Gives up every pending frame whose deadline is ≤ `now` and returns the
    * ids of all frames given up since the last call (including frames evicted
    * or rejected as oversized), each exactly once, so the caller can request a

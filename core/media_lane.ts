@@ -42,6 +42,9 @@ import {
   type WireErrorKind,
 } from "./wire.ts";
 
+/** Default {@linkcode MediaLaneState.lossGraceMs}: reordering beyond 20 ms is rare on real paths. */
+export const DEFAULT_LOSS_GRACE_MS = 20;
+
 /** Everything a thread needs to run one half of a session's media lane; structured-cloneable. */
 export interface MediaLaneState {
   /** The lane's keys (derived from the session's, see `deriveLaneKeys`). */
@@ -54,6 +57,11 @@ export interface MediaLaneState {
   maxDatagram: number;
   /** Give up reassembling a frame this long after its first fragment (ms). */
   frameDeadlineMs: number;
+  /**
+   * Give up an incomplete frame this long (ms) after a later frame completed:
+   * the reordering a path may show. Optional for states from older peers.
+   */
+  lossGraceMs?: number;
   /** Forward error correction of video frames. */
   fec: VideoFecConfig;
   /** Packet protection tunables. */
@@ -273,6 +281,7 @@ export class MediaReceiver {
   readonly #protector: PacketProtector;
   readonly #localConnectionId: number;
   readonly #maxDatagram: number;
+  readonly #lossGraceMs: number;
   readonly #reassembler: Reassembler;
   readonly #fec = new FecReceiver();
   readonly #events: MediaEvent[] = [];
@@ -296,6 +305,7 @@ export class MediaReceiver {
     this.#localConnectionId = state.localConnectionId;
     this.#maxDatagram = state.maxDatagram;
     this.#reassembler = new Reassembler({ deadlineMs: state.frameDeadlineMs });
+    this.#lossGraceMs = state.lossGraceMs ?? DEFAULT_LOSS_GRACE_MS;
   }
 
   /** Counters (a copy). */
@@ -376,6 +386,10 @@ export class MediaReceiver {
     if (complete === undefined) return;
     this.#stats.framesCompleted++;
     this.#stats.lastCompleteFrameId = complete.frameId;
+    // An older frame still incomplete now can only complete if its packets were reordered (they
+    // and its parity left first): after a short grace it is lost, and the keyframe request leaves
+    // then, not at the full reassembly deadline.
+    this.#reassembler.hastenBefore(complete.frameId, now + this.#lossGraceMs);
     this.#events.push({ type: "video-frame", frame: complete });
   }
 

@@ -152,3 +152,47 @@ Deno.test("media lane: arbitrary bytes never throw and are never accepted", () =
   );
   assert.equal(receiver.stats.packetsReceived, 0);
 });
+
+Deno.test("media lane: a frame that cannot be rebuilt is reported lost a reordering grace after a later one completes", () => {
+  const { host, client } = establishedPair(6);
+  const sender = new MediaSender(host.detachMedia(), 0);
+  const receiver = new MediaReceiver(client.detachMedia(), 0);
+  const data = new Rng(7).bytes(5_000);
+  sender.sendVideoFrame({ frameId: 1, captureTimeUs: 1, keyframe: true, data });
+  const first = drain(sender, 1);
+  sender.sendVideoFrame({ frameId: 2, captureTimeUs: 2, keyframe: false, data });
+  const second = drain(sender, 1);
+  // Frame 1 loses a fragment (no FEC): nothing can rebuild it.
+  for (const d of first.slice(1)) receiver.handleDatagram(d, 2);
+  for (const d of second) receiver.handleDatagram(d, 3);
+  const events = [];
+  for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(events.map((e) => e.type), ["video-frame"]);
+  // Lost after the 20 ms reordering grace, long before the 150 ms reassembly deadline.
+  assert.equal(receiver.pollTimeout(), 3 + 20);
+  receiver.handleTimeout(23);
+  for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(events.map((e) => e.type), ["video-frame", "video-frame-lost"]);
+  assert.equal(receiver.stats.framesLost, 1);
+});
+
+Deno.test("input first: an input event queued behind a keyframe leaves before any of it", () => {
+  const { host, client } = establishedPair(8);
+  while (host.pollEvent() !== undefined); // "established"
+  // The client sends input; give it a large media backlog on the same session first.
+  client.sendVideoFrame({
+    frameId: 1,
+    captureTimeUs: 1,
+    keyframe: true,
+    data: new Rng(9).bytes(200_000),
+  });
+  client.sendInput(Uint8Array.of(42));
+  const first = client.pollTransmit(5)!;
+  assert.equal(isMediaLaneDatagram(first), false, "the first datagram is the session lane's");
+  assert.equal(host.handleDatagram(first, 5), undefined);
+  const events = [];
+  for (let e; (e = host.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(events.map((e) => e.type), ["input"]);
+  // The media backlog follows.
+  assert.ok(isMediaLaneDatagram(client.pollTransmit(5)!));
+});

@@ -16,3 +16,4 @@ export * from "./media_lane.ts";
 export * from "./stream.ts";
 export * from "./clock_extension.ts";
 export * from "./delta/mod.ts";
+export * from "./stun/mod.ts";

@@ -94,6 +94,8 @@ export interface SessionConfig {
   idleTimeoutMs: number;
   /** Give up reassembling a video frame this long after its first fragment. */
   frameDeadlineMs: number;
+  /** Give up an incomplete frame this long after a later frame completed (reordering grace). */
+  lossGraceMs: number;
   /** Send FEEDBACK (receive times) at most this often. */
   feedbackIntervalMs: number;
   /** Lower bound of the reliable channels' retransmission timeout. */
@@ -113,6 +115,7 @@ export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   keepaliveMs: 500,
   idleTimeoutMs: 10_000,
   frameDeadlineMs: 150,
+  lossGraceMs: 20,
   feedbackIntervalMs: 20,
   minReliableRtoMs: 10,
   transport: {},
@@ -566,6 +569,7 @@ export class Session {
       localConnectionId: this.#localId,
       maxDatagram: this.#config.maxDatagram,
       frameDeadlineMs: this.#config.frameDeadlineMs,
+      lossGraceMs: this.#config.lossGraceMs,
       fec: this.#config.fec,
       transport: this.#config.transport,
     };

@@ -567,7 +567,14 @@ export function decodeControl(bytes: Uint8Array): Result<ControlMessage, StreamE
         const targetBitrateBps = r.u32("target_bitrate_bps");
         const fps = r.u8("fps");
         const fecPermille = r.u16("fec_permille");
-        const congestionState = CONGESTION_STATES[r.u8("congestion_state")];
+        const stateCode = r.u8("congestion_state");
+        const congestionState = CONGESTION_STATES[stateCode];
+        if (congestionState === undefined) {
+          stop(
+            "InvalidValue",
+            `congestion_state ${stateCode} is not 0..${CONGESTION_STATES.length - 1}`,
+          );
+        }
         const queuingDelayUs = r.u32("queuing_delay_us");
         const count = r.u8("stage_count");
         const stages: StageTiming[] = [];
@@ -575,14 +582,13 @@ export function decodeControl(bytes: Uint8Array): Result<ControlMessage, StreamE
           const name = r.utf8(r.u8("name_len"), "stage name", 1);
           stages.push({ name, p50Us: r.u32("p50_us") });
         }
-        // An unknown state reads as "off" rather than failing the whole message.
         return {
           type: "stats",
           encoder,
           targetBitrateBps,
           fps,
           fecPermille,
-          congestionState: congestionState ?? "off",
+          congestionState,
           queuingDelayUs,
           stages,
         };

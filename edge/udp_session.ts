@@ -39,6 +39,7 @@ import { AsyncQueue } from "./queue.ts";
 import {
   addressKey,
   assertUdpAvailable,
+  type DatagramHandler,
   formatAddress,
   type PeerAddress,
   type SocketCounters,
@@ -169,6 +170,18 @@ export interface DriverOptions {
   maxQueuedEvents?: number;
 }
 
+/**
+ * A socket another component owns and reads, shared with a session: ICE
+ * (`edge/ice_connect.ts`) keeps answering STUN on it and routes every other
+ * datagram from the session's peer to the handler given to `attach`.
+ */
+export interface AttachedSocket {
+  /** The shared socket (the session sends on it). */
+  readonly socket: UdpSocket;
+  /** Routes the peer's non-STUN datagrams to `handler`; returns the function that stops it. */
+  attach(handler: DatagramHandler): () => void;
+}
+
 /** Options of {@linkcode SessionDriver.connect}. */
 export interface ConnectOptions extends DriverOptions {
   /** The host to connect to. */
@@ -190,6 +203,12 @@ export interface ConnectOptions extends DriverOptions {
    * is detached). `at` is the arrival time (`performance.now()`).
    */
   divert?: (datagram: Uint8Array, at: number) => boolean;
+  /**
+   * Run on this shared socket (the one ICE selected a pair on) instead of
+   * binding one; `localHostname`/`localPort` are then ignored, and releasing
+   * the session detaches from the socket without closing it.
+   */
+  attached?: AttachedSocket;
   /**
    * Receives the socket's STUN and relay-control datagrams
    * ({@linkcode isForeignDatagram}) instead of the session, which would drop
@@ -217,6 +236,11 @@ export interface ListenOptions extends DriverOptions {
   maxPeers?: number;
   /** Serve on this (unstarted) socket instead of binding one; `hostname`/`port` are then ignored. */
   socket?: UdpSocket;
+  /**
+   * Serve on this shared socket (ICE's) instead of binding one; closing the
+   * listener then detaches without closing the socket.
+   */
+  attached?: AttachedSocket;
   /**
    * Receives the socket's STUN and relay-control datagrams
    * ({@linkcode isForeignDatagram}) instead of counting them as dropped
@@ -369,10 +393,17 @@ export class SessionDriver {
         return;
       }
       const remote = { hostname: options.remote.hostname, port: options.remote.port };
-      const socket = options.socket ?? UdpSocket.bind(
+      const attached = options.attached;
+      const socket = attached?.socket ?? options.socket ?? UdpSocket.bind(
         options.localHostname ?? (remote.hostname.includes(":") ? "::" : "0.0.0.0"),
         options.localPort ?? 0,
       );
+      let detach: (() => void) | undefined;
+      const release = (): Promise<void> => {
+        if (!attached) return socket.close();
+        detach?.();
+        return Promise.resolve();
+      };
       let driver: SessionDriver | undefined;
       // Foreign datagrams and raw sends before the driver exists (during `prepare`).
       let earlyForeign = 0;
@@ -383,20 +414,22 @@ export class SessionDriver {
         return true;
       };
       const { divert, onForeign } = options;
+      const handler: DatagramHandler = (datagram, from, at) => {
+        if (onForeign !== undefined && isForeignDatagram(datagram)) {
+          if (driver !== undefined) driver.#io.foreignReceived++;
+          else earlyForeign++;
+          onForeign(datagram, from, at);
+          return;
+        }
+        if (driver === undefined) return; // still preparing: no session to give it to
+        if (divert !== undefined && divert(datagram, at)) return;
+        driver.#deliver(datagram, at);
+      };
       try {
-        socket.start((datagram, from, at) => {
-          if (onForeign !== undefined && isForeignDatagram(datagram)) {
-            if (driver !== undefined) driver.#io.foreignReceived++;
-            else earlyForeign++;
-            onForeign(datagram, from, at);
-            return;
-          }
-          if (driver === undefined) return; // still preparing: no session to give it to
-          if (divert !== undefined && divert(datagram, at)) return;
-          driver.#deliver(datagram, at);
-        });
+        if (attached) detach = attached.attach(handler);
+        else socket.start(handler);
       } catch (error) {
-        socket.close().then(() => reject(error));
+        release().then(() => reject(error));
         return;
       }
       const begin = (): void => {
@@ -410,7 +443,7 @@ export class SessionDriver {
             config: options.config,
           }, now);
         } catch (error) {
-          socket.close().then(() => reject(error));
+          release().then(() => reject(error));
           return;
         }
         const settings = driverSettings(options);
@@ -423,7 +456,7 @@ export class SessionDriver {
           {
             send: (datagram, onError) => socket.send(datagram, remote, onError),
             sendRaw,
-            release: () => socket.close(),
+            release,
           },
           settings,
           (failure) => {
@@ -472,7 +505,7 @@ export class SessionDriver {
         },
         (error) => {
           options.signal?.removeEventListener("abort", onPrepareAbort!);
-          socket.close().then(() => reject(error));
+          release().then(() => reject(error));
         },
       );
     });
@@ -872,6 +905,7 @@ export class SessionListener {
   readonly addr: PeerAddress;
 
   readonly #socket: UdpSocket;
+  #detach: (() => void) | undefined;
   readonly #options: ListenOptions;
   readonly #maxDatagram: number;
   readonly #maxPeers: number;
@@ -906,9 +940,13 @@ export class SessionListener {
    * worker), which the listener then owns and closes.
    */
   static listen(options: ListenOptions): SessionListener {
-    const socket = options.socket ?? UdpSocket.bind(options.hostname ?? "0.0.0.0", options.port);
+    const socket = options.attached?.socket ?? options.socket ??
+      UdpSocket.bind(options.hostname ?? "0.0.0.0", options.port);
     const listener = new SessionListener(socket, options);
-    socket.start((datagram, from, now) => listener.#onDatagram(datagram, from, now));
+    const handler: DatagramHandler = (datagram, from, now) =>
+      listener.#onDatagram(datagram, from, now);
+    if (options.attached) listener.#detach = options.attached.attach(handler);
+    else socket.start(handler);
     return listener;
   }
 
@@ -947,7 +985,8 @@ export class SessionListener {
       const drivers = [...this.#peers.values()].flat();
       await Promise.all(drivers.map((d) => d.close(CloseCode.Normal, "listener closed")));
       this.#accepted.end();
-      await this.#socket.close();
+      if (this.#detach) this.#detach();
+      else await this.#socket.close();
     })();
     return this.#closing;
   }
