@@ -33,6 +33,11 @@ export interface ForwarderOptions {
    * NativeUnavailable instead of falling back; `deno` never tries the shim.
    */
   socket?: ForwarderSocketChoice;
+  /**
+   * Answer STUN Binding requests on the relay's port (default true), so one
+   * public port gives peers their reflexive address and the relay.
+   */
+  stun?: boolean;
 }
 
 /**
@@ -158,6 +163,7 @@ export class RelayForwarder {
         table: options.table,
         statsIntervalMs: options.statsIntervalMs ?? 1_000,
         nativeFd: native?.fd,
+        stun: options.stun ?? true,
       };
       worker.postMessage(start);
     });

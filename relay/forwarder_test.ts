@@ -8,6 +8,7 @@ import {
   leaseSecretKeyFromSeed,
 } from "../crypto/lease.ts";
 import { ForwarderStartError, RelayForwarder } from "./forwarder.ts";
+import { StunBindingClient } from "../core/stun/client.ts";
 import { TestPeer } from "./test_support.ts";
 import { BindState, decodeBindAck, decodeBindError, encodeBindRequest } from "./wire.ts";
 import type { ForwarderStats } from "./worker_protocol.ts";
@@ -130,7 +131,9 @@ Deno.test("forwarder (real UDP, worker): stop() closes the socket and returns fi
     await p.send(new Uint8Array([0xc1, 1, 2]), relay.address);
     await new Promise((r) => setTimeout(r, 100));
     const final = await relay.stop();
-    assertEquals(final?.counters.drops.ForeignProtocol, 1);
+    // First byte 0: the STUN path's, which finds no well-framed request there.
+    assertEquals(final?.stunDropped, 1);
+    assertEquals(final?.counters.drops.ForeignProtocol, 0);
     assertEquals(final?.counters.drops.UnboundSource, 1);
     // The port is free again.
     const again = Deno.listenDatagram({
@@ -237,3 +240,64 @@ Deno.test("forwarder (real UDP, native socket): bursts both ways arrive complete
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+for (const socket of ["native", "deno"] as const) {
+  Deno.test(`forwarder (${socket} socket): STUN Binding on the relay port gives a bound peer its reflexive address and leaves its binding alone`, async () => {
+    const alice = generateIdentity();
+    const bob = generateIdentity();
+    const now = Date.now();
+    const lease = issueLease(GATEWAY_SECRET, {
+      sessionId: "stun-1",
+      peers: [encodePeerKey(alice.publicKey), encodePeerKey(bob.publicKey)],
+      relayId: RELAY_ID,
+      notBefore: new Date(now - 1000),
+      expiresAt: new Date(now + 600_000),
+      bandwidthBps: 1_000_000_000,
+      issuer: "test",
+    });
+    const relay = await RelayForwarder.start({
+      hostname: "127.0.0.1",
+      port: 0,
+      table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+      statsIntervalMs: 50,
+      socket,
+    });
+    const a = new TestPeer();
+    const b = new TestPeer();
+    try {
+      const to = relay.address;
+      await a.send(encodeBindRequest(lease, alice, Date.now()), to);
+      assert(decodeBindAck((await a.next())!.bytes) !== undefined);
+      await b.send(encodeBindRequest(lease, bob, Date.now()), to);
+      assert(decodeBindAck((await b.next())!.bytes) !== undefined);
+
+      // Alice asks the relay's port for her reflexive address, from her bound port.
+      const client = new StunBindingClient({ server: { ...to, family: "IPv4" } }, 0);
+      await a.send(client.pollTransmit(0)!, to);
+      const answer = await a.next();
+      assert(answer !== undefined, "no STUN answer");
+      assertEquals(answer.from, to, "answered from the relay port");
+      assert(client.handleResponse(answer.bytes, 1));
+      const result = client.result();
+      assert(result?.ok, JSON.stringify(result));
+      assertEquals(
+        { hostname: result.mapped.hostname, port: result.mapped.port },
+        a.address,
+        "XOR-MAPPED-ADDRESS is alice's own address",
+      );
+      // Junk with a STUN first byte is counted, not answered.
+      await a.send(new Uint8Array([1, 1, 0, 0, 9]), to);
+      // Her binding still forwards.
+      await a.send(new Uint8Array([0xc3, 1, 2, 3]), to);
+      assertEquals((await b.next())?.bytes, new Uint8Array([0xc3, 1, 2, 3]));
+      assertEquals(b.queued, 0, "bob saw no STUN");
+      const s = await waitForStats(relay, (s) => s.stunAnswered === 1 && s.stunDropped === 1);
+      assertEquals([s.stunErrors, s.stunRateLimited], [0, 0]);
+      assertEquals(s.counters.drops.ForeignProtocol, 0);
+      assertEquals(s.counters.forwardedPackets, 1);
+    } finally {
+      await relay.stop();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+}

@@ -27,7 +27,9 @@
 
 import { NativeUdpSocket, type ReceivedBatch } from "../edge/native_udp.ts";
 import { monotonicMicros } from "../ffi/library.ts";
-import { BindingTable, type RelayAddress } from "./binding_table.ts";
+import { StunServerCore } from "../core/stun/server.ts";
+import { BindingTable, type RelayAddress, type Send } from "./binding_table.ts";
+import { TokenBucket } from "./token_bucket.ts";
 import {
   type ForwarderStats,
   type FromWorker,
@@ -65,7 +67,45 @@ let timerAt: number | undefined;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
 let stopping = false;
 let loop: Promise<void> | undefined;
-const io = { sendErrors: 0, receiveErrors: 0, exceptions: 0, receiveCalls: 0, truncated: 0 };
+const io = {
+  sendErrors: 0,
+  receiveErrors: 0,
+  exceptions: 0,
+  receiveCalls: 0,
+  truncated: 0,
+  stunAnswered: 0,
+  stunErrors: 0,
+  stunDropped: 0,
+  stunRateLimited: 0,
+};
+
+/**
+ * STUN on the relay port (first bytes 0–3, RFC 7983): one public port gives
+ * peers their reflexive address and the relay. Binding is stateless; the
+ * replies are capped globally, since a response is larger than its request
+ * (a spoofed source could otherwise use the relay as a small amplifier).
+ */
+let stun: StunServerCore | undefined;
+/** STUN replies per second, all sources together (and the burst). */
+export const STUN_REPLIES_PER_SECOND = 2_000;
+let stunBucket: TokenBucket | undefined;
+
+/** The STUN reply to a datagram whose first byte is 0–3, or undefined (counted either way). */
+function answerStun(bytes: Uint8Array, from: RelayAddress): Send | undefined {
+  if (!stunBucket!.take(1, nowMs())) {
+    io.stunRateLimited++;
+    return undefined;
+  }
+  const family = from.hostname.includes(":") ? "IPv6" : "IPv4";
+  const a = stun!.handle(bytes, { hostname: from.hostname, port: from.port, family });
+  if (a.action === "drop") {
+    io.stunDropped++;
+    return undefined;
+  }
+  if (a.errorCode === 0) io.stunAnswered++;
+  else io.stunErrors++;
+  return { to: { hostname: a.to.hostname, port: a.to.port }, bytes: a.bytes };
+}
 
 /** Sends leave in order: Deno's concurrent send ops could otherwise reorder a peer's datagrams. */
 const sendQueue: { bytes: Uint8Array; to: RelayAddress }[] = [];
@@ -147,6 +187,11 @@ async function denoReceiveLoop(): Promise<void> {
     io.receiveCalls++;
     try {
       const from = received[1] as Deno.NetAddr;
+      if (stun !== undefined && received[0].length > 0 && received[0][0] <= 3) {
+        const reply = answerStun(received[0], from);
+        if (reply !== undefined) send(reply.bytes.slice(), reply.to);
+        continue;
+      }
       const r = table!.handle(received[0].slice(), from, nowMs());
       if (r.forward) send(r.forward.bytes, r.forward.to);
       else if (r.reply) {
@@ -220,7 +265,13 @@ function forwardBatch(batch: ReceivedBatch): void {
       continue;
     }
     try {
-      const r = table!.handle(batch.datagram(i), batch.source(i), now);
+      const datagram = batch.datagram(i);
+      if (stun !== undefined && datagram.length > 0 && datagram[0] <= 3) {
+        const reply = answerStun(datagram, batch.source(i));
+        if (reply !== undefined) queueNative(reply.bytes, reply.to);
+        continue;
+      }
+      const r = table!.handle(datagram, batch.source(i), now);
       if (r.forward) queueNative(r.forward.bytes, r.forward.to);
       else if (r.reply) {
         queueNative(r.reply.bytes, r.reply.to);
@@ -322,6 +373,11 @@ function start(m: StartMessage): void {
     }
     const addr = conn.addr as Deno.NetAddr;
     address = { hostname: addr.hostname, port: addr.port };
+  }
+  if (m.stun) {
+    const family = address.hostname.includes(":") ? "IPv6" : "IPv4";
+    stun = new StunServerCore({ primary: { ...address, family } });
+    stunBucket = new TokenBucket(STUN_REPLIES_PER_SECOND, STUN_REPLIES_PER_SECOND, nowMs());
   }
   post({ type: "ready", address });
   // A first snapshot at once, so /health is right from the start.

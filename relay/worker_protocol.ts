@@ -34,6 +34,8 @@ export interface StartMessage {
    * attach; undefined: bind a `Deno.listenDatagram` socket here.
    */
   nativeFd?: number;
+  /** Answer STUN Binding requests (first bytes 0–3) on the relay socket. */
+  stun: boolean;
 }
 
 /** Main → worker: the gateway's lease key changed. */
@@ -100,6 +102,14 @@ export interface ForwarderStats {
    * All zero with the deno socket (it has no arrival times).
    */
   residenceUs: number[];
+  /** STUN Binding success responses sent. */
+  stunAnswered: number;
+  /** STUN error responses sent (400, 420). */
+  stunErrors: number;
+  /** Datagrams with first byte 0–3 left unanswered (not a well-framed request, indications…). */
+  stunDropped: number;
+  /** STUN requests left unanswered because the reply budget was spent. */
+  stunRateLimited: number;
   /** When the snapshot was taken (ms since the epoch). */
   atMs: number;
 }
