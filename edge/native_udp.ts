@@ -278,6 +278,27 @@ export class ReceivedBatch {
     return new ReceivedBatch(buffer, sourceAddressCache);
   }
 
+  /**
+   * @internal Rewrites `batch`'s header and fields in place for a new receive
+   * into the same buffer (the sync path's reuse: no allocation per call).
+   */
+  static refill(
+    batch: ReceivedBatch,
+    count: number,
+    flags: { woken: boolean; closed: boolean },
+  ): ReceivedBatch {
+    const header = new Int32Array(batch.buffer, 0, 4);
+    header[0] = count;
+    header[3] = (flags.woken ? FLAG_WOKEN : 0) | (flags.closed ? FLAG_CLOSED : 0);
+    const fields = batch as { count: number; woken: boolean; closed: boolean };
+    fields.count = count;
+    fields.woken = flags.woken;
+    fields.closed = flags.closed;
+    batch.#lastIndex = -1;
+    batch.#last = undefined;
+    return batch;
+  }
+
   #check(i: number): void {
     if (!(i >= 0 && i < this.count)) throw new RangeError(`datagram ${i} of ${this.count}`);
   }
@@ -391,6 +412,16 @@ export class NativeUdpSocket {
   #closing = false;
   #inFlight: Promise<unknown> | undefined;
   #pending = 0; // async receives not yet settled
+  /** receiveBatchSync's last batch and the views of its buffer, reused when it is passed back. */
+  #syncLast: {
+    batch: ReceivedBatch;
+    max: number;
+    slotBytes: number;
+    data: Uint8Array<ArrayBuffer>;
+    lens: Int32Array<ArrayBuffer>;
+    records: Uint8Array<ArrayBuffer>;
+    times: Float64Array<ArrayBuffer>;
+  } | undefined;
   // Destination records, parsed once per address.
   #lastTo: PeerAddress | undefined;
   #lastToHost = "";
@@ -609,6 +640,9 @@ export class NativeUdpSocket {
    * the hand-off to and back from Deno's blocking pool, i.e. one thread
    * wake-up per receive. Timeout 0 takes what is queued without waiting.
    * Do not call it while a `receiveBatch` of this object is in flight.
+   * Given the previous call's batch buffer as `reuse` (same `max` and slot
+   * size), it refills and returns that same {@linkcode ReceivedBatch} object
+   * and allocates nothing: a hot loop then makes no garbage per call.
    * Throws for bad arguments or an I/O error (counted).
    */
   receiveBatchSync(
@@ -626,10 +660,36 @@ export class NativeUdpSocket {
         "receiveBatchSync while an async receive may be in flight",
       );
     }
+    const last = this.#syncLast;
+    if (
+      last !== undefined && options.reuse === last.batch.buffer && !last.batch.buffer.detached &&
+      last.max === max && last.slotBytes === slotBytes && !this.#closing
+    ) {
+      // The same buffer as last time: same views, same batch object, nothing allocated.
+      const status = udpNative().wavry_udp_recv_batch_sync(
+        this.fd,
+        last.data,
+        slotBytes,
+        max,
+        last.lens,
+        last.records,
+        last.times,
+        timeoutMs < 0 ? -1 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1),
+        this.#woken,
+        this.#recvError.reset(),
+        this.#recvError.bytes.length,
+      );
+      return this.#received(last.batch.buffer, status, max, slotBytes, last.batch);
+    }
     const call = this.#receiveCall(max, timeoutMs, slotBytes, options);
     if (call instanceof ReceivedBatch) return call;
     const status = udpNative().wavry_udp_recv_batch_sync(...call.args);
-    return this.#received(call.buffer, status, max, slotBytes);
+    const batch = this.#received(call.buffer, status, max, slotBytes);
+    if (!batch.closed) {
+      const [, data, , , lens, records, times] = call.args;
+      this.#syncLast = { batch, max, slotBytes, data, lens, records, times };
+    }
+    return batch;
   }
 
   #badReceiveArguments(max: number, slotBytes: number): NativeError | undefined {
@@ -672,8 +732,13 @@ export class NativeUdpSocket {
   }
 
   /** Counts what a native receive returned and wraps it. */
-  #received(buffer: ArrayBuffer, status: number, max: number, slotBytes: number): ReceivedBatch {
-    const at = layout(max, slotBytes);
+  #received(
+    buffer: ArrayBuffer,
+    status: number,
+    max: number,
+    slotBytes: number,
+    into?: ReceivedBatch,
+  ): ReceivedBatch {
     if (status === NativeStatus.Closed) {
       // The opener closed it (maybe in another worker): this object is done too.
       this.#closing = true;
@@ -685,13 +750,12 @@ export class NativeUdpSocket {
     }
     const woken = this.#woken[0] === 1;
     if (woken) this.counters.wakeups++;
-    const batch = ReceivedBatch.fill(buffer, status, max, slotBytes, {
-      woken,
-      closed: this.#closing,
-    });
-    const lens = new Int32Array(buffer, at.lens, status);
+    const flags = { woken, closed: this.#closing };
+    const batch = into !== undefined
+      ? ReceivedBatch.refill(into, status, flags)
+      : ReceivedBatch.fill(buffer, status, max, slotBytes, flags);
     for (let i = 0; i < status; i++) {
-      const len = lens[i];
+      const len = batch.wireLength(i);
       if (len > slotBytes) {
         this.counters.truncated++;
         this.counters.bytesReceived += slotBytes;

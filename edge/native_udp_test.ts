@@ -388,6 +388,26 @@ Deno.test("receiveBatchSync: takes what is queued, waits up to its timeout, sees
     }
     assert.deepEqual(got, [[1], [2, 2], [3, 3, 3]]);
     assert.equal(b.counters.datagramsReceived, 3);
+    // Passing the buffer back refills the same batch object, sources and all.
+    const c = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+    try {
+      assert.equal(a.send(bytes(7), b.localAddr), true);
+      const first = b.receiveBatchSync(4, 1000, { reuse });
+      reuse = first.buffer;
+      assert.deepEqual([first.count, [...first.datagram(0)]], [1, [7]]);
+      assert.equal(first.source(0).port, a.localAddr.port);
+      assert.equal(c.send(bytes(8, 8), b.localAddr), true);
+      const second = b.receiveBatchSync(4, 1000, { reuse });
+      assert.equal(second, first, "the same object, refilled");
+      assert.deepEqual([second.count, [...second.datagram(0)]], [1, [8, 8]]);
+      assert.equal(second.source(0).port, c.localAddr.port, "not the previous datagram's source");
+      assert.throws(() => second.datagram(1), RangeError);
+      const idle = b.receiveBatchSync(4, 0, { reuse });
+      assert.equal(idle.count, 0);
+      assert.equal(b.counters.datagramsReceived, 5);
+    } finally {
+      await c.close();
+    }
     b.wake();
     const woken = b.receiveBatchSync(8, 1000);
     assert.equal(woken.woken, true);
