@@ -92,14 +92,15 @@ let stunBucket: TokenBucket | undefined;
 
 /** The STUN reply to a datagram whose first byte is 0–3, or undefined (counted either way). */
 function answerStun(bytes: Uint8Array, from: RelayAddress): Send | undefined {
-  if (!stunBucket!.take(1, nowMs())) {
-    io.stunRateLimited++;
-    return undefined;
-  }
   const family = from.hostname.includes(":") ? "IPv6" : "IPv4";
   const a = stun!.handle(bytes, { hostname: from.hostname, port: from.port, family });
   if (a.action === "drop") {
     io.stunDropped++;
+    return undefined;
+  }
+  // The budget is spent on replies only, so junk cannot use it up.
+  if (!stunBucket!.take(1, nowMs())) {
+    io.stunRateLimited++;
     return undefined;
   }
   if (a.errorCode === 0) io.stunAnswered++;
