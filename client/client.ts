@@ -285,6 +285,7 @@ export class WavryClient {
       rtt: `${s.rttMs.toFixed(2)} ms`,
       loss: `${(100 * s.loss).toFixed(2)} %`,
       "fec recoveries": s.fecRecoveries,
+      "retransmit recoveries": `${stats.retransmitRecoveries} of ${stats.nacksSent} nacked`,
       "frames dropped": s.framesDropped,
       host: this.#lastHostStats || "-",
     };

@@ -47,6 +47,8 @@ export const FrameType = {
   Close: 0x1a,
   /** Zero padding. */
   Padding: 0x1b,
+  /** Fragments of a video frame the receiver asks to have sent again. */
+  Nack: 0x1c,
 } as const;
 /** A frame type code, one of the values of {@linkcode FrameType}. */
 export type FrameType = typeof FrameType[keyof typeof FrameType];
@@ -197,6 +199,16 @@ export interface KeyframeRequestFrame {
   reason: KeyframeReason;
 }
 
+/** NACK (0x1C): fragments of one video frame that neither arrived nor could be rebuilt. */
+export interface NackFrame {
+  /** Frame tag. */
+  type: "nack";
+  /** The video frame (u32). */
+  frameId: number;
+  /** Missing fragment indexes, strictly increasing, 1..255 of them (u16 each). */
+  indexes: number[];
+}
+
 /** PING (0x18). */
 export interface PingFrame {
   /** Frame tag. */
@@ -247,6 +259,7 @@ export type Frame =
   | FecParityFrame
   | FeedbackFrame
   | KeyframeRequestFrame
+  | NackFrame
   | PingFrame
   | PongFrame
   | CloseFrame
@@ -261,6 +274,8 @@ const FEC_OVERHEAD = 15;
 const FEEDBACK_OVERHEAD = 23;
 const FEEDBACK_ENTRY = 6;
 const KEYFRAME_REQUEST_LENGTH = 6;
+const NACK_OVERHEAD = 6;
+const NACK_ENTRY = 2;
 const PING_LENGTH = 13;
 const PONG_LENGTH = 21;
 const CLOSE_OVERHEAD = 4;
@@ -344,6 +359,13 @@ export function encodedFrameLength(frame: Frame): number {
       return FEEDBACK_OVERHEAD + FEEDBACK_ENTRY * frame.entries.length;
     case "keyframe-request":
       return KEYFRAME_REQUEST_LENGTH;
+    case "nack":
+      check(
+        Array.isArray(frame.indexes) && frame.indexes.length >= 1 && frame.indexes.length <= 255,
+        "nack count",
+        frame.indexes?.length,
+      );
+      return NACK_OVERHEAD + NACK_ENTRY * frame.indexes.length;
     case "ping":
       return PING_LENGTH;
     case "pong":
@@ -501,6 +523,22 @@ function writeFrame(
       view.setUint32(p + 1, f.lastCompleteFrameId);
       view.setUint8(p + 5, f.reason);
       return p + 6;
+    case "nack": {
+      u32(f.frameId, "nack frameId");
+      view.setUint8(p, FrameType.Nack);
+      view.setUint32(p + 1, f.frameId);
+      view.setUint8(p + 5, f.indexes.length);
+      let prev = -1;
+      let q = p + NACK_OVERHEAD;
+      for (const index of f.indexes) {
+        u16(index, "nack index");
+        check(index > prev, "nack indexes strictly increasing", index);
+        prev = index;
+        view.setUint16(q, index);
+        q += NACK_ENTRY;
+      }
+      return q;
+    }
     case "ping":
       u32(f.pingId, "pingId");
       u53(f.sendTimeUs, "sendTimeUs");
@@ -806,6 +844,22 @@ export function decodeFrames(
           reason: reason as KeyframeReason,
         });
         p += KEYFRAME_REQUEST_LENGTH;
+        break;
+      }
+      case FrameType.Nack: {
+        if (rem < NACK_OVERHEAD) return truncated("NACK", p);
+        const count = plaintext[p + 5];
+        if (count === 0) return fail("Malformed", "NACK without indexes");
+        if (rem < NACK_OVERHEAD + NACK_ENTRY * count) return truncated("NACK", p);
+        const indexes: number[] = new Array(count);
+        let prev = -1;
+        for (let i = 0; i < count; i++) {
+          const index = view.getUint16(p + NACK_OVERHEAD + NACK_ENTRY * i);
+          if (index <= prev) return fail("Malformed", "NACK indexes not strictly increasing");
+          indexes[i] = prev = index;
+        }
+        frames.push({ type: "nack", frameId: view.getUint32(p + 1), indexes });
+        p += NACK_OVERHEAD + NACK_ENTRY * count;
         break;
       }
       case FrameType.Ping: {

@@ -90,6 +90,13 @@ const frameArbs: Record<Frame["type"], fc.Arbitrary<Frame>> = {
     lastCompleteFrameId: u32,
     reason: fc.constantFrom(0 as const, 1 as const, 2 as const),
   }),
+  nack: fc.record({
+    type: fc.constant("nack" as const),
+    frameId: u32,
+    indexes: fc.uniqueArray(u16, { minLength: 1, maxLength: 255 }).map((xs) =>
+      [...xs].sort((a, b) => a - b)
+    ),
+  }),
   ping: fc.record({ type: fc.constant("ping" as const), pingId: u32, sendTimeUs: u53 }),
   pong: fc.record({
     type: fc.constant("pong" as const),
@@ -289,7 +296,7 @@ Deno.test("frames: truncating a sequence decodes the whole frames before the cut
 
 Deno.test("frames: each error kind", () => {
   expectError(decodeFrames(new Uint8Array(0)), "Malformed");
-  expectError(decodeFrames(Uint8Array.of(0x1c)), "UnknownFrameType");
+  expectError(decodeFrames(Uint8Array.of(0x1d)), "UnknownFrameType");
   expectError(decodeFrames(Uint8Array.of(0x0f)), "UnknownFrameType");
   const ping = encodeFrames([{ type: "ping", pingId: 1, sendTimeUs: 2 }]);
   const unknownAfter = new Uint8Array(ping.length + 5);
@@ -433,6 +440,9 @@ Deno.test("frames: encoders reject caller bugs with RangeError", () => {
       }],
     },
     { type: "keyframe-request", lastCompleteFrameId: 0, reason: 3 as 0 },
+    { type: "nack", frameId: 0, indexes: [] },
+    { type: "nack", frameId: 0, indexes: [2, 1] },
+    { type: "nack", frameId: 0, indexes: [65536] },
     { type: "ping", pingId: 0, sendTimeUs: 1.5 },
     { type: "pong", pingId: 0, pingSendTimeUs: 0, responderTimeUs: -1 },
     { type: "close", code: 65536, reason: "" },
@@ -446,4 +456,12 @@ Deno.test("frames: encoders reject caller bugs with RangeError", () => {
   assert.throws(() => encodeFrames([]), RangeError);
   assert.equal(encodeFrames([{ type: "close", code: 0, reason: "é".repeat(127) }]).length, 258);
   assert.equal(FrameType.Padding, 0x1b);
+});
+
+Deno.test("NACK is byte-exact; no indexes or unordered indexes are Malformed", () => {
+  const bytes = encodeFrames([{ type: "nack", frameId: 0x01020304, indexes: [3, 0x0102] }]);
+  assert.deepEqual([...bytes], [0x1c, 1, 2, 3, 4, 2, 0, 3, 1, 2]);
+  assert.equal(decodeFrames(Uint8Array.of(0x1c, 0, 0, 0, 1, 0)).ok, false);
+  assert.equal(decodeFrames(Uint8Array.of(0x1c, 0, 0, 0, 1, 2, 0, 5, 0, 5)).ok, false);
+  assert.equal(decodeFrames(Uint8Array.of(0x1c, 0, 0, 0, 1, 2, 0, 5)).ok, false);
 });

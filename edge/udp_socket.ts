@@ -10,6 +10,7 @@
  * @module
  */
 import type { NativeUdpSocket } from "./native_udp.ts";
+import { monotonicMicros } from "../ffi/library.ts";
 
 /** A UDP peer: an IP address (or name) and a port. */
 export interface PeerAddress {
@@ -224,8 +225,12 @@ export class UdpSocket {
         continue;
       }
       if (batch.closed) return;
-      const now = performance.now();
+      // Kernel receive times (SO_TIMESTAMPNS on CLOCK_MONOTONIC), moved onto this thread's
+      // performance.now(): how long this thread took to wake up is not network delay, and
+      // congestion control must not read it as a queue.
+      const monoMinusPerfMs = monotonicMicros() / 1000 - performance.now();
       for (let i = 0; i < batch.count; i++) {
+        const now = batch.receivedAtMicros(i) / 1000 - monoMinusPerfMs;
         if (batch.truncated(i)) {
           this.counters.receiveErrors++;
           continue;
