@@ -8,8 +8,11 @@
 import { type MediaLaneState, MediaReceiver, MediaSender } from "../core/media_lane.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
 import { useNativeAead } from "../edge/native_aead.ts";
+import { useNativeFec } from "../edge/native_fec.ts";
 
+// The same native kernels the media send worker uses.
 useNativeAead();
+useNativeFec();
 
 /** What the parent asks one worker to do. */
 export interface DataplaneJob {
