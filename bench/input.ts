@@ -21,7 +21,7 @@
  * @module
  */
 import { generateIdentity } from "../crypto/identity.ts";
-import { encodeInput } from "../core/stream.ts";
+import { decodeControl, encodeInput } from "../core/stream.ts";
 import { ClientConnection } from "../client/connection.ts";
 import { WavryHost } from "../host/host.ts";
 import { monotonicMicros } from "../media/clock.ts";
@@ -66,9 +66,20 @@ async function phase(loaded: boolean): Promise<number[]> {
       expectHost: hostIdentity.publicKey,
     });
     // Drain the stream as a client would (frames are dropped here: no player).
+    // INPUT_APPLIED tells when the host injected each event (its CLOCK_MONOTONIC, this machine's):
+    // the split between the RIFT path and the X server's delivery to the X client.
+    const appliedUs = new Map<number, number>();
     const frames = (async () => {
       let n = 0;
-      for await (const e of connection!.events()) if (e.type === "video-frame") n++;
+      for await (const e of connection!.events()) {
+        if (e.type === "video-frame") n++;
+        else if (e.type === "control") {
+          const m = decodeControl(e.data);
+          if (m.ok && m.value.type === "input-applied") {
+            appliedUs.set(m.value.sequence, m.value.hostAppliedUs);
+          }
+        }
+      }
       return n;
     })();
     if (loaded) {
@@ -94,8 +105,11 @@ async function phase(loaded: boolean): Promise<number[]> {
     await new Promise((r) => setTimeout(r, 1_000));
     const seen = probe.events().filter((e) => e.type === "key");
     const latencies: number[] = [];
+    const toApplied: number[] = [];
     for (let i = 0; i < Math.min(seen.length, sentUs.length); i++) {
       latencies.push((seen[i].t_us - sentUs[i]) / 1000);
+      const applied = appliedUs.get(i + 1);
+      if (applied !== undefined) toApplied.push((applied - sentUs[i]) / 1000);
     }
     await connection.close();
     const received = await frames;
@@ -104,7 +118,10 @@ async function phase(loaded: boolean): Promise<number[]> {
         `${received} frames received, host sent ${host.framesSent}; ` +
         `p50 ${percentile(latencies, 0.5).toFixed(2)} ms, p99 ${
           percentile(latencies, 0.99).toFixed(2)
-        } ms, max ${Math.max(...latencies).toFixed(2)} ms`,
+        } ms, max ${Math.max(...latencies).toFixed(2)} ms; of which sent → injected (RIFT + ` +
+        `XTest) p50 ${percentile(toApplied, 0.5).toFixed(2)} ms, p99 ${
+          percentile(toApplied, 0.99).toFixed(2)
+        } ms`,
     );
     if (seen.length < sentUs.length) {
       throw new Error(`only ${seen.length} of ${sentUs.length} key events reached the display`);

@@ -22,6 +22,7 @@ import { SessionDriver } from "../edge/udp_session.ts";
 import { type PeerAddress, UdpSocket } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { withNativeAead } from "../edge/native_aead.ts";
+import { setThreadRealtime } from "../edge/thread_priority.ts";
 
 /** How to connect. */
 export interface NetWorkerOptions {
@@ -148,8 +149,13 @@ function divert(datagram: Uint8Array, at: number): boolean {
   return true;
 }
 
+/** SCHED_FIFO priority of the session (input) thread, as on the host (host/input_worker.ts). */
+const SESSION_THREAD_PRIORITY = 40;
+
 async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promise<void> {
   port = mediaPort;
+  // Input leaves from this thread: it must not wait for the decoder's or the player's time slice.
+  setThreadRealtime(SESSION_THREAD_PRIORITY);
   const expect = options.expectHost;
   let connected: SessionDriver;
   try {

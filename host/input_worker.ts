@@ -22,6 +22,7 @@ import { type SessionDriver, SessionListener } from "../edge/udp_session.ts";
 import { type PeerAddress, UdpSocket } from "../edge/udp_socket.ts";
 import { XTestInputInjector } from "../media/linux/input_xtest.ts";
 import { withNativeAead } from "../edge/native_aead.ts";
+import { setThreadRealtime } from "../edge/thread_priority.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { encodeClockExtension } from "../core/clock_extension.ts";
 import { InputApplier, type InputArea } from "./input_applier.ts";
@@ -94,7 +95,19 @@ function sameKey(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
+/** SCHED_FIFO priority of the input thread: below the link emulator's (70), above everything else. */
+const INPUT_THREAD_PRIORITY = 40;
+
 function start(options: InputWorkerOptions): void {
+  // A key press must not wait for a busy encoder's time slice; this thread sleeps almost always.
+  // Threads it starts afterwards (the FFI wait for the socket) inherit the policy.
+  const realtime = setThreadRealtime(INPUT_THREAD_PRIORITY);
+  post({
+    type: "log",
+    line: realtime
+      ? `input thread at SCHED_FIFO ${INPUT_THREAD_PRIORITY}`
+      : "input thread at normal priority (SCHED_FIFO needs root or CAP_SYS_NICE)",
+  });
   injector = XTestInputInjector.open({ display: options.display });
   const allowed = options.allowedClients;
   listener = SessionListener.listen({
