@@ -111,6 +111,8 @@ export interface WebrtcResult {
   readonly epochMs: number;
   /** Frames handed to the video source. */
   readonly framesSent: number;
+  /** Send time of frame `seq` (index), relative to the epoch. */
+  readonly sendTimes: number[];
   /** Decoded frames whose time code was read. */
   readonly frames: ReceivedFrame[];
   /** Decoded frames whose time code failed its CRC. */
@@ -301,6 +303,7 @@ export async function startWebrtcCall(opts: WebrtcCallOptions = {}): Promise<Web
         return {
           epochMs,
           framesSent: Number(txDone.framesSent),
+          sendTimes: txDone.sendTimes as number[],
           frames: (rxDone.frames as number[][]).map(([seq, sendMs, recvMs, width, height]) => ({
             seq,
             sendMs,
@@ -370,6 +373,7 @@ async function childMain(role: string): Promise<void> {
   let fps = 60;
   let maxKbps = 2500;
   let framesSent = 0;
+  const sendTimes: number[] = [];
   let frameTimer: ReturnType<typeof setTimeout> | undefined;
   let sending = false;
 
@@ -425,6 +429,7 @@ async function childMain(role: string): Promise<void> {
       if (t >= nextN * interval - 0.25) {
         const n = Math.max(nextN, Math.floor(t / interval));
         const data = gen!.frame(n, framesSent, t);
+        sendTimes.push(t);
         source.onFrame({ width: gen!.width, height: gen!.height, data });
         framesSent++;
         nextN = n + 1;
@@ -524,7 +529,7 @@ async function childMain(role: string): Promise<void> {
         clearInterval(statsTimer);
         await (role === "sender" ? sampleSender() : sampleReceiver());
         if (role === "sender") {
-          emit({ ev: "done", framesSent, samples });
+          emit({ ev: "done", framesSent, sendTimes, samples });
           track.stop();
         } else {
           sink?.stop();
