@@ -34,6 +34,7 @@ import {
   loadLinkEmulator,
   packetRecords,
   type StartLinkEmulator,
+  traceCapacity,
 } from "./race/link.ts";
 import { startWebrtcCall, type WebrtcCall, type WebrtcResult } from "./race/webrtc_peer.ts";
 import type { HostPort } from "./race/sdp.ts";
@@ -74,7 +75,14 @@ export function runWavry(c: RaceCase, link: StartLinkEmulator): Promise<Contende
 export async function runWebrtc(
   c: RaceCase,
   startLink: StartLinkEmulator,
-  opts: { width: number; height: number; fps: number; log: (l: string) => void },
+  opts: {
+    width: number;
+    height: number;
+    fps: number;
+    freshShare?: number;
+    noiseAmplitude?: number;
+    log: (l: string) => void;
+  },
 ): Promise<ContenderRun> {
   if (c.competing.some((f) => f.kind === "tcp-long")) {
     throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
@@ -125,6 +133,8 @@ export async function runWebrtc(
         height: opts.height,
         fps: opts.fps,
         maxKbps,
+        freshShare: opts.freshShare,
+        noiseAmplitude: opts.noiseAmplitude,
         seed: i + 1,
         log: (l) => opts.log(`[flow ${i}] ${l}`),
         route: async (receiver, sender) => {
@@ -199,9 +209,13 @@ export async function runWebrtc(
   }
 }
 
-/** Metrics of a run against the case's forward capacity. */
-export function metricsOf(c: RaceCase, r: ContenderRun): Metrics {
-  const cap = (t: number) => capacityAt(c.forward, t + r.linkOffsetMs);
+/** Metrics of a run against the case's forward capacity (a trace's, bucket by bucket). */
+export async function metricsOf(c: RaceCase, r: ContenderRun): Promise<Metrics> {
+  const fwd = c.forward;
+  const linkCap = fwd.kind === "trace"
+    ? traceCapacity(await Deno.readTextFile(fwd.path))
+    : (t: number) => capacityAt(fwd, t);
+  const cap = (t: number) => linkCap(t + r.linkOffsetMs);
   return computeMetrics({
     packets: r.forward,
     frames: r.frames,
@@ -303,6 +317,15 @@ function arg(name: string): string | undefined {
   return a.includes("=") ? a.slice(a.indexOf("=") + 1) : "";
 }
 
+/** `--fresh=F --noise=N`: the synthetic picture's difficulty (see PatternGenerator). */
+function content(): { freshShare?: number; noiseAmplitude?: number } {
+  const f = arg("fresh"), n = arg("noise");
+  return {
+    ...(f !== undefined ? { freshShare: Number(f) } : {}),
+    ...(n !== undefined ? { noiseAmplitude: Number(n) } : {}),
+  };
+}
+
 /** WebRTC alone on loopback (no emulator): the contender's own baseline. */
 async function direct(): Promise<void> {
   const seconds = Number(arg("seconds") ?? 30);
@@ -315,6 +338,7 @@ async function direct(): Promise<void> {
     height,
     fps,
     maxKbps,
+    ...content(),
     log: verbose ? (l) => console.error(l) : undefined,
   });
   let r: WebrtcResult;
@@ -393,14 +417,14 @@ async function main(): Promise<void> {
     const runs: { name: string; color: string; run: ContenderRun; m: Metrics }[] = [];
     const contenders: [string, string, () => Promise<ContenderRun>][] = [
       ["DELTA", "#0a6", () => runWavry(c, startLink)],
-      ["GCC", "#c33", () => runWebrtc(c, startLink, { width, height, fps, log })],
+      ["GCC", "#c33", () => runWebrtc(c, startLink, { width, height, fps, ...content(), log })],
     ];
     console.log(HEADER);
     for (const [name, color, run] of contenders) {
       if (only && only.toLowerCase() !== name.toLowerCase()) continue;
       try {
         const r = await run();
-        const m = metricsOf(c, r);
+        const m = await metricsOf(c, r);
         runs.push({ name, color, run: r, m });
         console.log(row(name, m));
         for (const n of r.notes) console.log(`       note: ${n}`);

@@ -125,3 +125,30 @@ export function packetRecords(
   }
   return out;
 }
+
+/**
+ * Capacity over time of a Mahimahi trace (one 1500-byte opportunity per
+ * line, repeating after its last timestamp), as bit/s averaged over
+ * `bucketMs` buckets: what utilisation is measured against on trace cases.
+ * Time is on the emulator's clock, as the trace is.
+ */
+export function traceCapacity(text: string, bucketMs = 100): (tMs: number) => number {
+  const times = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0).map(Number);
+  if (times.length === 0 || times.some((t) => !Number.isFinite(t) || t < 0)) {
+    throw new RangeError("traceCapacity: not a Mahimahi trace");
+  }
+  const period = times[times.length - 1];
+  if (!(period > 0)) throw new RangeError("traceCapacity: the trace's last time must be > 0");
+  const width = Math.min(bucketMs, period);
+  const n = Math.ceil(period / width);
+  const buckets = new Float64Array(n);
+  // Mahimahi's opportunity at time t (ms) serves the interval ending at t.
+  for (const t of times) buckets[Math.min(n - 1, Math.floor(Math.max(0, t - 1e-9) / width))]++;
+  return (tMs: number) => {
+    const within = ((tMs % period) + period) % period;
+    const i = Math.min(n - 1, Math.floor(within / width));
+    // The last bucket may be shorter than the others.
+    const w = Math.min(width, period - i * width);
+    return (buckets[i] * 1500 * 8 * 1000) / w;
+  };
+}
