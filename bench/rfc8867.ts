@@ -142,7 +142,14 @@ export async function runWebrtc(
           // sender sits on the target side, so its target is the sender.
           targets[i] = s.dir === "up" ? receiver : sender;
           maybeStart();
-          const l = await linkP;
+          // If another call of the case failed before registering, do not wait forever.
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const l = await Promise.race([
+            linkP,
+            new Promise<never>((_, rej) => {
+              timer = setTimeout(() => rej(new Error("emulator not started within 30 s")), 30_000);
+            }),
+          ]).finally(() => clearTimeout(timer));
           const f = l.flows[i];
           return s.dir === "up"
             ? { senderSees: hp(f.listenAddr), receiverSees: hp(f.upstreamAddr) }

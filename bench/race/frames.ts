@@ -132,13 +132,13 @@ export interface PatternOptions {
   readonly height: number;
   /**
    * Share of 16-row bands that show unrelated content every frame (0..1):
-   * the part motion compensation cannot predict. Default 0.25.
+   * the part motion compensation cannot predict. Default 0.1.
    */
   readonly freshShare?: number;
   /**
    * Amplitude of the fine-grained noise over the smooth picture (luma steps):
    * a coarse quantizer erases it, a fine one pays for it, so the encoder can
-   * spend any bitrate it is given. Default 24.
+   * spend any bitrate it is given. Default 12.
    */
   readonly noiseAmplitude?: number;
   /** Seed of the texture; the same seed gives the same video. Default 1. */
@@ -181,9 +181,9 @@ export class PatternGenerator {
         `PatternGenerator: size must be positive and even, got ${width}x${height}`,
       );
     }
-    const fresh = opts.freshShare ?? 0.25;
+    const fresh = opts.freshShare ?? 0.1;
     if (!(fresh >= 0 && fresh <= 1)) throw new RangeError(`freshShare ${fresh} not in 0..1`);
-    const amp = opts.noiseAmplitude ?? 24;
+    const amp = opts.noiseAmplitude ?? 12;
     this.width = width;
     this.height = height;
     this.#fresh = fresh;
