@@ -12,6 +12,7 @@
  *   deno run -A bench/rfc8867.ts                      # every case, full length
  *   deno run -A bench/rfc8867.ts --cases=5.1-x1,5.1-x10 --time-scale=4
  *   deno run -A bench/rfc8867.ts --only=gcc           # skip Wavry
+ *   deno run -A bench/rfc8867.ts --json=/tmp/race     # also dump figures + series as JSON
  *   deno run -A bench/rfc8867.ts --direct --seconds=30 --max-kbps=2500
  *        # WebRTC alone on loopback, no emulator: frame delay and rate baseline
  *
@@ -407,6 +408,7 @@ async function main(): Promise<void> {
   const only = arg("only");
   const verbose = arg("verbose") !== undefined;
   const outDir = arg("out") ?? new URL("../docs/bench/", import.meta.url).pathname;
+  const jsonDir = arg("json");
   const width = Number(arg("width") ?? 1280), height = Number(arg("height") ?? 720);
   const fps = Number(arg("fps") ?? 60);
   await Deno.mkdir(outDir, { recursive: true });
@@ -443,6 +445,24 @@ async function main(): Promise<void> {
       const file = `${outDir}/rfc8867-${c.id.replace(/[^\w.-]+/g, "_")}.svg`;
       await Deno.writeTextFile(file, plotCase(c, runs));
       console.log(`plot: ${file}`);
+      if (jsonDir !== undefined) {
+        // Every figure and the binned series, for a closer look than the table gives.
+        const j = `${jsonDir}/rfc8867-${c.id.replace(/[^\w.-]+/g, "_")}.json`;
+        await Deno.mkdir(jsonDir, { recursive: true });
+        await Deno.writeTextFile(
+          j,
+          JSON.stringify({
+            case: c,
+            runs: runs.map((r) => ({
+              name: r.name,
+              metrics: r.m,
+              estimate: r.run.estimate,
+              notes: r.run.notes,
+            })),
+          }),
+        );
+        console.log(`data: ${j}`);
+      }
     }
     const d = runs.find((r) => r.name === "DELTA"), g = runs.find((r) => r.name === "GCC");
     if (d || g) done.push({ delta: d?.m, gcc: g?.m });
