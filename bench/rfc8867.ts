@@ -409,8 +409,12 @@ async function main(): Promise<void> {
   const verbose = arg("verbose") !== undefined;
   const outDir = arg("out") ?? new URL("../docs/bench/", import.meta.url).pathname;
   const jsonDir = arg("json");
-  const width = Number(arg("width") ?? 1280), height = Number(arg("height") ?? 720);
-  const fps = Number(arg("fps") ?? 60);
+  // Picture per case (cases.ts) unless forced for all.
+  const force = {
+    width: arg("width") !== undefined ? Number(arg("width")) : undefined,
+    height: arg("height") !== undefined ? Number(arg("height")) : undefined,
+    fps: arg("fps") !== undefined ? Number(arg("fps")) : undefined,
+  };
   await Deno.mkdir(outDir, { recursive: true });
   const cases = allCases()
     .filter((c) => !filter || filter.includes(c.id))
@@ -423,6 +427,9 @@ async function main(): Promise<void> {
       } s, ${c.oneWayDelayMs} ms one way, queue ${c.queueMs} ms)`,
     );
     const log = verbose ? (l: string) => console.error(l) : () => {};
+    const width = force.width ?? c.picture.width, height = force.height ?? c.picture.height;
+    const fps = force.fps ?? c.picture.fps;
+    console.log(`picture ${width}x${height} at ${fps} fps`);
     const runs: { name: string; color: string; run: ContenderRun; m: Metrics }[] = [];
     const contenders: [string, string, () => Promise<ContenderRun>][] = [
       ["DELTA", "#0a6", () => runWavry(c, startLink)],

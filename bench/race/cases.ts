@@ -61,8 +61,29 @@ export interface RaceCase {
   readonly backwardMedia: boolean;
   /** Other traffic on the forward bottleneck. */
   readonly competing: readonly CompetingFlow[];
+  /**
+   * The synthetic picture both contenders send: 1280x720 at 60 fps where the
+   * link carries a 720p stream (x10, LTE traces), 640x360 at 60 fps at the RFC's
+   * own scale (0.5-4 Mbit/s), where libvpx at 720p60 skips most frames and
+   * leaves the controller application-limited (measured: docs/RACE.md).
+   */
+  readonly picture: Picture;
   /** Honest note on what the runner can and cannot reproduce. */
   readonly limitation?: string;
+}
+
+/** Picture size and frame rate of the synthetic video. */
+export interface Picture {
+  readonly width: number;
+  readonly height: number;
+  readonly fps: number;
+}
+
+/** 720p60 from a mean capacity of 4 Mbit/s up, 360p60 below. */
+export function pictureFor(meanBps: number): Picture {
+  return meanBps >= 4e6
+    ? { width: 1280, height: 720, fps: 60 }
+    : { width: 640, height: 360, fps: 60 };
 }
 
 const MBPS = 1_000_000;
@@ -88,6 +109,7 @@ export function case51(scale: number): RaceCase {
     mediaFlows: 1,
     backwardMedia: false,
     competing: [],
+    picture: pictureFor(1e6 * scale),
   };
 }
 
@@ -105,6 +127,8 @@ export function case52(scale: number): RaceCase {
     mediaFlows: 2,
     backwardMedia: false,
     competing: [],
+    // Each of the two flows gets about half of 1-4 Mbit/s (x1) or 10-40 (x10).
+    picture: pictureFor(1e6 * scale),
   };
 }
 
@@ -123,6 +147,7 @@ export function case53(scale: number): RaceCase {
     mediaFlows: 1,
     backwardMedia: true,
     competing: [],
+    picture: pictureFor(1e6 * scale),
   };
 }
 
@@ -141,6 +166,7 @@ export function case56(scale: number): RaceCase {
     backwardMedia: false,
     // ns3-rmcat: TCP from 0 s, media from 5 s to 119 s.
     competing: [{ kind: "tcp-long", startMs: 0, stopMs: 120_000 }],
+    picture: pictureFor(1e6 * scale),
     limitation: "A TCP flow cannot cross a UDP proxy. Run it honestly by carrying TCP " +
       "inside the same bottleneck: either a TUN/netns router path (tools/netns) where " +
       "media and TCP share one queue, or a userspace TCP-over-UDP tunnel whose datagrams " +
@@ -174,6 +200,7 @@ export function cellularCase(
     mediaFlows: 1,
     backwardMedia: false,
     competing: [],
+    picture: pictureFor(meanDownBps),
   };
 }
 
