@@ -189,6 +189,7 @@ export async function runWebrtc(
     });
     const notes: string[] = [];
     // "Frames lost" counts frames fed but never decoded; say how many the encoder skipped.
+    // (Counters are sampled when each side stops, so the last few frames may be off by one or two.)
     fwdFlows.forEach((i) => {
       const r = results[i];
       const enc = r.sender.at(-1)?.framesEncoded ?? 0;
@@ -196,7 +197,7 @@ export async function runWebrtc(
       notes.push(
         `flow ${i}: fed ${r.framesSent}, encoded ${enc}, decoded ${dec} (encoder skipped ${
           r.framesSent - enc
-        }; ${enc - dec} encoded frames not decoded)`,
+        }; ${Math.max(0, enc - dec)} encoded frames not decoded)`,
       );
     });
     const p = results[0].senderParameters as { encodings?: { maxBitrate?: number }[] };

@@ -63,9 +63,10 @@ export interface RaceCase {
   readonly competing: readonly CompetingFlow[];
   /**
    * The synthetic picture both contenders send: 1280x720 at 60 fps where the
-   * link carries a 720p stream (x10, LTE traces), 640x360 at 60 fps at the RFC's
-   * own scale (0.5-4 Mbit/s), where libvpx at 720p60 skips most frames and
-   * leaves the controller application-limited (measured: docs/RACE.md).
+   * link carries a 720p stream (x10, the 16.7 Mbit/s LTE trace), 640x360 at
+   * 60 fps below (the RFC's own scale, the 2-5 Mbit/s traces), where libvpx at
+   * 720p60 skips most frames and leaves GCC application-limited (wrtc's
+   * RTCVideoSource never scales the picture down; measured: docs/RACE.md).
    */
   readonly picture: Picture;
   /** Honest note on what the runner can and cannot reproduce. */
@@ -79,9 +80,9 @@ export interface Picture {
   readonly fps: number;
 }
 
-/** 720p60 from a mean capacity of 4 Mbit/s up, 360p60 below. */
+/** 720p60 from a mean capacity of 8 Mbit/s up, 360p60 below. */
 export function pictureFor(meanBps: number): Picture {
-  return meanBps >= 4e6
+  return meanBps >= 8e6
     ? { width: 1280, height: 720, fps: 60 }
     : { width: 640, height: 360, fps: 60 };
 }
