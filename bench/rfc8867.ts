@@ -1,0 +1,493 @@
+/**
+ * The race: Wavry's DELTA against libwebrtc's GCC on the same emulated links,
+ * RFC 8867 test cases 5.1, 5.2, 5.3, 5.6 (x1 and x10) and the cellular traces
+ * of ../shared/traces. Each case runs twice through the link emulator
+ * (tools/linkemu) with the same schedule: once with Wavry's host and client
+ * ({@link runWavry}), once with a WebRTC call through `@roamhq/wrtc`
+ * ({@link runWebrtc}). Prints a table per case, writes a plot per case to
+ * docs/bench/rfc8867-<case>.svg, and ends with
+ * `cases=N delta_qdelay_p95_ms=N gcc_qdelay_p95_ms=N delta_util=F gcc_util=F`
+ * (averaged over the cases both contenders completed; NaN when none).
+ *
+ *   deno run -A bench/rfc8867.ts                      # every case, full length
+ *   deno run -A bench/rfc8867.ts --cases=5.1-x1,5.1-x10 --time-scale=4
+ *   deno run -A bench/rfc8867.ts --only=gcc           # skip Wavry
+ *   deno run -A bench/rfc8867.ts --json=/tmp/race     # also dump figures + series as JSON
+ *   deno run -A bench/rfc8867.ts --direct --seconds=30 --max-kbps=2500
+ *        # WebRTC alone on loopback, no emulator: frame delay and rate baseline
+ *
+ * @module
+ */
+
+import {
+  allCases,
+  capacityAt,
+  capacityChanges,
+  compressTime,
+  type RaceCase,
+} from "./race/cases.ts";
+import { computeMetrics, type FrameRecord, type Metrics, quantile } from "./race/metrics.ts";
+import { type Series } from "./race/svg.ts";
+import { renderPlot } from "./race/svg.ts";
+import {
+  type EmuLink,
+  linkConfigFor,
+  loadLinkEmulator,
+  packetRecords,
+  type StartLinkEmulator,
+  traceCapacity,
+} from "./race/link.ts";
+import { startWebrtcCall, type WebrtcCall, type WebrtcResult } from "./race/webrtc_peer.ts";
+import type { HostPort } from "./race/sdp.ts";
+
+/** What a contender hands back for one case: records on one clock (ms from the race's 0). */
+export interface ContenderRun {
+  /** Forward (media direction) packets at the bottleneck, all media flows. */
+  readonly forward: ReturnType<typeof packetRecords>;
+  /** Frames of all forward media flows. */
+  readonly frames: FrameRecord[];
+  /** The race's 0 on the emulator's clock (ms), to read the capacity schedule. */
+  readonly linkOffsetMs: number;
+  /** Length of the measured run (ms). */
+  readonly durationMs: number;
+  /** The contender's own estimate over time (bit/s), when it exposes one. */
+  readonly estimate?: { t: number; bps: number }[];
+  /** Free-form notes (e.g. setParameters refused). */
+  readonly notes: string[];
+}
+
+/**
+ * Wavry's side of the race: host and client over the emulator, DELTA in
+ * charge. LEFT FOR THE LEAD to wire with Wavry's host/client; until then it
+ * throws, and the race reports Wavry as not run (no numbers are made up).
+ */
+export function runWavry(c: RaceCase, link: StartLinkEmulator): Promise<ContenderRun> {
+  void c;
+  void link;
+  return Promise.reject(new Error("runWavry: not wired yet"));
+}
+
+/**
+ * libwebrtc's side: one WebRTC call per media flow of the case (5.2: two,
+ * sharing the bottleneck as emulator flows 0 and 1; 5.3: a second call in the
+ * backward direction whose media crosses the `down` link), all through one
+ * emulator started once every receiver's address is known.
+ */
+export async function runWebrtc(
+  c: RaceCase,
+  startLink: StartLinkEmulator,
+  opts: {
+    width: number;
+    height: number;
+    fps: number;
+    freshShare?: number;
+    noiseAmplitude?: number;
+    log: (l: string) => void;
+  },
+): Promise<ContenderRun> {
+  if (c.competing.some((f) => f.kind === "tcp-long")) {
+    throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
+  }
+  // Flow i of the emulator: forward calls first, then the backward one (5.3).
+  const specs: { dir: "up" | "down" }[] = [
+    ...Array.from({ length: c.mediaFlows }, () => ({ dir: "up" as const })),
+    ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
+  ];
+  // The ceiling GCC may reach: the case's highest capacity (RFC scale or x10).
+  const peak = c.forward.kind === "schedule"
+    ? Math.max(...c.forward.steps.map((s) => s.bps))
+    : c.forward.meanBps * 3;
+  const maxKbps = Math.ceil(peak / 1000);
+  const up = await linkConfigFor(c.forward, c);
+  const down = await linkConfigFor(c.backward, c);
+
+  // Each call's route hook parks until all targets are known, then the emulator starts.
+  const targets: (HostPort | undefined)[] = specs.map(() => undefined);
+  let link: EmuLink | undefined;
+  let linkReady: (l: EmuLink) => void;
+  let linkFailed: (e: unknown) => void;
+  const linkP = new Promise<EmuLink>((res, rej) => {
+    linkReady = res;
+    linkFailed = rej;
+  });
+  const maybeStart = () => {
+    if (targets.some((t) => t === undefined)) return;
+    const emu = (t: HostPort) => ({ hostname: t.ip, port: t.port });
+    startLink({
+      target: emu(targets[0]!),
+      extraFlows: targets.slice(1).map((t) => ({ target: emu(t!) })),
+      up,
+      down,
+      log: true,
+      seed: 1,
+    }).then((l) => {
+      link = l;
+      linkReady(l);
+    }, linkFailed);
+  };
+  const hp = (a: { hostname: string; port: number }) => ({ ip: a.hostname, port: a.port });
+  const calls: WebrtcCall[] = [];
+  try {
+    const started = await Promise.all(specs.map((s, i) =>
+      startWebrtcCall({
+        width: opts.width,
+        height: opts.height,
+        fps: opts.fps,
+        maxKbps,
+        freshShare: opts.freshShare,
+        noiseAmplitude: opts.noiseAmplitude,
+        seed: i + 1,
+        log: (l) => opts.log(`[flow ${i}] ${l}`),
+        route: async (receiver, sender) => {
+          // Forward calls: the emulator's target is the receiver. The backward call's
+          // sender sits on the target side, so its target is the sender.
+          targets[i] = s.dir === "up" ? receiver : sender;
+          maybeStart();
+          // If another call of the case failed before registering, do not wait forever.
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const l = await Promise.race([
+            linkP,
+            new Promise<never>((_, rej) => {
+              timer = setTimeout(() => rej(new Error("emulator not started within 30 s")), 30_000);
+            }),
+          ]).finally(() => clearTimeout(timer));
+          const f = l.flows[i];
+          return s.dir === "up"
+            ? { senderSees: hp(f.listenAddr), receiverSees: hp(f.upstreamAddr) }
+            : { senderSees: hp(f.upstreamAddr), receiverSees: hp(f.listenAddr) };
+        },
+      }).then((call) => {
+        calls.push(call);
+        return call;
+      })
+    ));
+    const results: WebrtcResult[] = await Promise.all(
+      started.map((call) => call.run(c.durationMs)),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const log = await link!.packetLog();
+    // All calls share one clock; flow 0's epoch is the race's 0.
+    const epoch = results[0].epochMs;
+    const fwdFlows = specs.flatMap((s, i) => (s.dir === "up" ? [i] : []));
+    const frames: FrameRecord[] = [];
+    const estimate: { t: number; bps: number }[] = [];
+    fwdFlows.forEach((i, k) => {
+      const r = results[i];
+      const shift = r.epochMs - epoch;
+      const recv = new Map(r.frames.map((f) => [f.seq, f.recvMs]));
+      r.sendTimes.forEach((sendMs, seq) => {
+        const got = recv.get(seq);
+        frames.push({
+          seq: k * 1e7 + seq,
+          sendMs: sendMs + shift,
+          recvMs: got === undefined ? undefined : got + shift,
+        });
+      });
+      if (k === 0) {
+        for (const s of r.sender) estimate.push({ t: s.t, bps: s.availableOutgoingBitrate });
+      }
+    });
+    const notes: string[] = [];
+    // "Frames lost" counts frames fed but never decoded; say how many the encoder skipped.
+    // (Counters are sampled when each side stops, so the last few frames may be off by one or two.)
+    fwdFlows.forEach((i) => {
+      const r = results[i];
+      const enc = r.sender.at(-1)?.framesEncoded ?? 0;
+      const dec = r.receiver.at(-1)?.framesDecoded ?? 0;
+      notes.push(
+        `flow ${i}: fed ${r.framesSent}, encoded ${enc}, decoded ${dec} (encoder skipped ${
+          r.framesSent - enc
+        }; ${Math.max(0, enc - dec)} encoded frames not decoded)`,
+      );
+    });
+    const p = results[0].senderParameters as { encodings?: { maxBitrate?: number }[] };
+    if (!p?.encodings?.[0]?.maxBitrate) {
+      notes.push("setParameters(maxBitrate) not applied by wrtc; ceiling set through SDP only");
+    }
+    return {
+      forward: packetRecords(log, "up", fwdFlows, link!.clockZeroEpochMs, epoch),
+      frames,
+      linkOffsetMs: epoch - link!.clockZeroEpochMs,
+      durationMs: c.durationMs,
+      estimate,
+      notes,
+    };
+  } finally {
+    await Promise.all(calls.map((x) => x.close()));
+    await link?.close();
+  }
+}
+
+/** Metrics of a run against the case's forward capacity (a trace's, bucket by bucket). */
+export async function metricsOf(c: RaceCase, r: ContenderRun): Promise<Metrics> {
+  const fwd = c.forward;
+  const linkCap = fwd.kind === "trace"
+    ? traceCapacity(await Deno.readTextFile(fwd.path))
+    : (t: number) => capacityAt(fwd, t);
+  const cap = (t: number) => linkCap(t + r.linkOffsetMs);
+  return computeMetrics({
+    packets: r.forward,
+    frames: r.frames,
+    capacityAt: cap,
+    changes: capacityChanges(c.forward).map((ch) => ({ ...ch, atMs: ch.atMs - r.linkOffsetMs })),
+    baseDelayMs: c.oneWayDelayMs,
+    startMs: 0,
+    endMs: r.durationMs,
+  });
+}
+
+function fmtMs(x: number | undefined): string {
+  return x === undefined ? "never" : `${Math.round(x)}`;
+}
+
+function row(name: string, m: Metrics): string {
+  const drops = m.recoveries.filter((r) => r.toBps < r.fromBps);
+  const rises = m.recoveries.filter((r) => r.toBps > r.fromBps);
+  const worst = (xs: (number | undefined)[]) =>
+    xs.length === 0
+      ? "-"
+      : xs.some((x) => x === undefined)
+      ? "never"
+      : fmtMs(Math.max(...(xs as number[])));
+  return [
+    name.padEnd(6),
+    (m.throughputBps / 1e6).toFixed(2).padStart(8),
+    m.utilisation.toFixed(3).padStart(6),
+    m.qdelayMeanMs.toFixed(1).padStart(8),
+    m.qdelayP95Ms.toFixed(1).padStart(8),
+    m.frameDelayP95Ms.toFixed(0).padStart(9),
+    `${m.framesLost}/${m.framesSent}`.padStart(11),
+    worst(drops.map((r) => r.rateUnderMs)).padStart(9),
+    worst(drops.map((r) => r.qdelayDrainedMs)).padStart(9),
+    worst(rises.map((r) => r.util90Ms)).padStart(8),
+  ].join(" ");
+}
+
+const HEADER = [
+  "who".padEnd(6),
+  "Mbit/s".padStart(8),
+  "util".padStart(6),
+  "qd_mean".padStart(8),
+  "qd_p95".padStart(8),
+  "frame_p95".padStart(9),
+  "lost/sent".padStart(11),
+  "rate<cap".padStart(9),
+  "qd<20ms".padStart(9),
+  "util90".padStart(8),
+].join(" ");
+
+function plotCase(
+  c: RaceCase,
+  runs: { name: string; color: string; run: ContenderRun; m: Metrics }[],
+): string {
+  const sec = (t: number) => t / 1000;
+  const first = runs[0];
+  const capSeries: Series = {
+    label: "capacity",
+    color: "#000",
+    dashed: true,
+    points: first.m.series.map((b) => ({ x: sec(b.t), y: b.capacityBps / 1e6 })),
+  };
+  const rate: Series[] = [capSeries];
+  const delay: Series[] = [];
+  for (const r of runs) {
+    rate.push({
+      label: `${r.name} delivered`,
+      color: r.color,
+      points: r.m.series.map((b) => ({ x: sec(b.t), y: b.recvBps / 1e6 })),
+    });
+    if (r.run.estimate?.length) {
+      rate.push({
+        label: `${r.name} estimate`,
+        color: r.color,
+        dashed: true,
+        points: r.run.estimate.map((e) => ({ x: sec(e.t), y: e.bps / 1e6 })),
+      });
+    }
+    delay.push({
+      label: `${r.name} queuing delay`,
+      color: r.color,
+      points: r.m.series.map((b) => ({ x: sec(b.t), y: b.qdelayMs })),
+    });
+  }
+  return renderPlot({
+    title: `RFC 8867 ${c.id}: ${c.title}`,
+    xLabel: "time (s)",
+    panels: [
+      { yLabel: "Mbit/s", series: rate },
+      { yLabel: "queuing delay (ms)", series: delay },
+    ],
+  });
+}
+
+function arg(name: string): string | undefined {
+  const a = Deno.args.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
+  if (a === undefined) return undefined;
+  return a.includes("=") ? a.slice(a.indexOf("=") + 1) : "";
+}
+
+/** `--fresh=F --noise=N`: the synthetic picture's difficulty (see PatternGenerator). */
+function content(): { freshShare?: number; noiseAmplitude?: number } {
+  const f = arg("fresh"), n = arg("noise");
+  return {
+    ...(f !== undefined ? { freshShare: Number(f) } : {}),
+    ...(n !== undefined ? { noiseAmplitude: Number(n) } : {}),
+  };
+}
+
+/** WebRTC alone on loopback (no emulator): the contender's own baseline. */
+async function direct(): Promise<void> {
+  const seconds = Number(arg("seconds") ?? 30);
+  const maxKbps = Number(arg("max-kbps") ?? 2500);
+  const width = Number(arg("width") ?? 1280), height = Number(arg("height") ?? 720);
+  const fps = Number(arg("fps") ?? 60);
+  const verbose = arg("verbose") !== undefined;
+  const call = await startWebrtcCall({
+    width,
+    height,
+    fps,
+    maxKbps,
+    ...content(),
+    log: verbose ? (l) => console.error(l) : undefined,
+  });
+  let r: WebrtcResult;
+  try {
+    r = await call.run(seconds * 1000);
+  } finally {
+    await call.close();
+  }
+  // Judge the second half: GCC starts at 300 kbit/s and ramps.
+  const half = seconds * 500;
+  const rx = r.receiver.filter((s) => s.t >= half);
+  const tx = r.sender.filter((s) => s.t >= half);
+  const span = (xs: { t: number }[]) => (xs[xs.length - 1].t - xs[0].t) / 1000;
+  const rxKbps = (rx[rx.length - 1].bytesReceived - rx[0].bytesReceived) * 8 / span(rx) / 1000;
+  const fpsDecoded = (rx[rx.length - 1].framesDecoded - rx[0].framesDecoded) / span(rx);
+  const fpsEncoded = (tx[tx.length - 1].framesEncoded - tx[0].framesEncoded) / span(tx);
+  const delays = r.frames.filter((f) => f.sendMs >= half).map((f) => f.recvMs - f.sendMs);
+  const decoded = new Set(r.frames.map((f) => f.seq));
+  const last = tx[tx.length - 1];
+  console.log(
+    `WebRTC alone on loopback, ${width}x${height}@${fps}, ceiling ${maxKbps} kbit/s, ${seconds} s`,
+  );
+  console.log(
+    `  frames fed ${r.framesSent}, decoded with time code ${decoded.size}, unreadable ${r.unreadableFrames}`,
+  );
+  console.log(
+    `  second half: received ${rxKbps.toFixed(0)} kbit/s, encoded ${
+      fpsEncoded.toFixed(1)
+    } fps, decoded ${fpsDecoded.toFixed(1)} fps, GCC estimate ${
+      (last.availableOutgoingBitrate / 1000).toFixed(0)
+    } kbit/s, ` +
+      `limited by ${last.qualityLimitationReason}, picture ${last.frameWidth}x${last.frameHeight}`,
+  );
+  console.log(
+    `  frame delay (send -> decoded) p50 ${quantile(delays, 0.5).toFixed(1)} ms, p95 ${
+      quantile(delays, 0.95).toFixed(1)
+    } ms; packets lost ${rx[rx.length - 1].packetsLost}, jitter ${
+      rx[rx.length - 1].jitterMs.toFixed(0)
+    } ms`,
+  );
+  console.log(`command: deno run -A bench/rfc8867.ts ${Deno.args.join(" ")}`);
+  console.log(
+    `direct max_kbps=${maxKbps} recv_kbps=${rxKbps.toFixed(0)} fps=${
+      fpsDecoded.toFixed(1)
+    } frame_delay_p50_ms=${quantile(delays, 0.5).toFixed(1)} frame_delay_p95_ms=${
+      quantile(delays, 0.95).toFixed(1)
+    }`,
+  );
+}
+
+async function main(): Promise<void> {
+  if (arg("direct") !== undefined) return await direct();
+  const startLink = await loadLinkEmulator().catch((e) => {
+    console.error(String(e.message ?? e));
+    Deno.exit(1);
+  });
+  const filter = arg("cases")?.split(",");
+  const timeScale = Number(arg("time-scale") ?? 1);
+  const only = arg("only");
+  const verbose = arg("verbose") !== undefined;
+  const outDir = arg("out") ?? new URL("../docs/bench/", import.meta.url).pathname;
+  const jsonDir = arg("json");
+  // Picture per case (cases.ts) unless forced for all.
+  const force = {
+    width: arg("width") !== undefined ? Number(arg("width")) : undefined,
+    height: arg("height") !== undefined ? Number(arg("height")) : undefined,
+    fps: arg("fps") !== undefined ? Number(arg("fps")) : undefined,
+  };
+  await Deno.mkdir(outDir, { recursive: true });
+  const cases = allCases()
+    .filter((c) => !filter || filter.includes(c.id))
+    .map((c) => compressTime(c, timeScale));
+  const done: { delta?: Metrics; gcc?: Metrics }[] = [];
+  for (const c of cases) {
+    console.log(
+      `\n== ${c.id}  ${c.title}  (${
+        c.durationMs / 1000
+      } s, ${c.oneWayDelayMs} ms one way, queue ${c.queueMs} ms)`,
+    );
+    const log = verbose ? (l: string) => console.error(l) : () => {};
+    const width = force.width ?? c.picture.width, height = force.height ?? c.picture.height;
+    const fps = force.fps ?? c.picture.fps;
+    console.log(`picture ${width}x${height} at ${fps} fps`);
+    const runs: { name: string; color: string; run: ContenderRun; m: Metrics }[] = [];
+    const contenders: [string, string, () => Promise<ContenderRun>][] = [
+      ["DELTA", "#0a6", () => runWavry(c, startLink)],
+      ["GCC", "#c33", () => runWebrtc(c, startLink, { width, height, fps, ...content(), log })],
+    ];
+    console.log(HEADER);
+    for (const [name, color, run] of contenders) {
+      if (only && only.toLowerCase() !== name.toLowerCase()) continue;
+      try {
+        const r = await run();
+        const m = await metricsOf(c, r);
+        runs.push({ name, color, run: r, m });
+        console.log(row(name, m));
+        for (const n of r.notes) console.log(`       note: ${n}`);
+      } catch (e) {
+        console.log(`${name.padEnd(6)} ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (runs.length > 0) {
+      const file = `${outDir}/rfc8867-${c.id.replace(/[^\w.-]+/g, "_")}.svg`;
+      await Deno.writeTextFile(file, plotCase(c, runs));
+      console.log(`plot: ${file}`);
+      if (jsonDir !== undefined) {
+        // Every figure and the binned series, for a closer look than the table gives.
+        const j = `${jsonDir}/rfc8867-${c.id.replace(/[^\w.-]+/g, "_")}.json`;
+        await Deno.mkdir(jsonDir, { recursive: true });
+        await Deno.writeTextFile(
+          j,
+          JSON.stringify({
+            case: c,
+            runs: runs.map((r) => ({
+              name: r.name,
+              metrics: r.m,
+              estimate: r.run.estimate,
+              notes: r.run.notes,
+            })),
+          }),
+        );
+        console.log(`data: ${j}`);
+      }
+    }
+    const d = runs.find((r) => r.name === "DELTA"), g = runs.find((r) => r.name === "GCC");
+    if (d || g) done.push({ delta: d?.m, gcc: g?.m });
+  }
+  // Each contender is averaged over the cases it completed (NaN when none); the
+  // comparison is fair only when both completed the same cases (see the counts).
+  const avg = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  const ds = done.flatMap((x) => x.delta ? [x.delta] : []);
+  const gs = done.flatMap((x) => x.gcc ? [x.gcc] : []);
+  console.log(`\ncompleted: delta=${ds.length} gcc=${gs.length} of ${cases.length} cases`);
+  console.log(`command: deno run -A bench/rfc8867.ts ${Deno.args.join(" ")}`);
+  console.log(
+    `cases=${done.length} delta_qdelay_p95_ms=${avg(ds.map((m) => m.qdelayP95Ms)).toFixed(1)} ` +
+      `gcc_qdelay_p95_ms=${avg(gs.map((m) => m.qdelayP95Ms)).toFixed(1)} ` +
+      `delta_util=${avg(ds.map((m) => m.utilisation)).toFixed(3)} ` +
+      `gcc_util=${avg(gs.map((m) => m.utilisation)).toFixed(3)}`,
+  );
+}
+
+if (import.meta.main) await main();
