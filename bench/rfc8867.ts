@@ -39,6 +39,11 @@ import {
 } from "./race/link.ts";
 import { startWebrtcCall, type WebrtcCall, type WebrtcResult } from "./race/webrtc_peer.ts";
 import type { HostPort } from "./race/sdp.ts";
+import { startUdpRelay, type UdpRelay } from "./race/udp_relay.ts";
+import { WavryHost } from "../host/host.ts";
+import { ClientConnection } from "../client/connection.ts";
+import { generateIdentity } from "../crypto/identity.ts";
+import { monotonicMicros } from "../media/clock.ts";
 
 /** What a contender hands back for one case: records on one clock (ms from the race's 0). */
 export interface ContenderRun {
@@ -56,15 +61,216 @@ export interface ContenderRun {
   readonly notes: string[];
 }
 
+/** The ceiling both contenders may reach: the case's highest capacity (or 3x a trace's mean). */
+export function ceilingBps(c: RaceCase): number {
+  return c.forward.kind === "schedule"
+    ? Math.max(...c.forward.steps.map((s) => s.bps))
+    : c.forward.meanBps * 3;
+}
+
+/** DELTA's starting bitrate in the race: libwebrtc's GCC starts at 300 kbit/s too. */
+export const WAVRY_START_BPS = 300_000;
+
 /**
- * Wavry's side of the race: host and client over the emulator, DELTA in
- * charge. LEFT FOR THE LEAD to wire with Wavry's host/client; until then it
- * throws, and the race reports Wavry as not run (no numbers are made up).
+ * Wavry's side of the race: one WavryHost per media flow of the case, each
+ * streaming the synthetic picture (media/pattern.ts, the one libwebrtc gets)
+ * with DELTA on and capped at the case's ceiling, and one ClientConnection
+ * per host through the emulator. The hosts are the emulator's targets, so
+ * their media crosses its `down` link (configured as the case's forward
+ * direction) and the clients' feedback its `up` link (the case's backward
+ * direction). 5.3's backward stream is a second host whose media must cross
+ * `up`: it sits behind two loopback relays (bench/race/udp_relay.ts).
+ *
+ * Frames: send = the frame's captureTimeUs (host CLOCK_MONOTONIC), arrival =
+ * the client's `arrivedAt` moved to CLOCK_MONOTONIC on this thread (one
+ * machine, one clock). Frame ids a client never completed count as lost; the
+ * send time of such a frame is interpolated between its neighbours'.
  */
-export function runWavry(c: RaceCase, link: StartLinkEmulator): Promise<ContenderRun> {
-  void c;
-  void link;
-  return Promise.reject(new Error("runWavry: not wired yet"));
+export async function runWavry(
+  c: RaceCase,
+  startLink: StartLinkEmulator,
+  opts: {
+    width: number;
+    height: number;
+    fps: number;
+    freshShare?: number;
+    noiseAmplitude?: number;
+    log: (l: string) => void;
+  },
+): Promise<ContenderRun> {
+  if (c.competing.some((f) => f.kind === "tcp-long")) {
+    throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
+  }
+  const specs: { dir: "up" | "down" }[] = [
+    ...Array.from({ length: c.mediaFlows }, () => ({ dir: "up" as const })),
+    ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
+  ];
+  const maxBitrateBps = Math.ceil(ceilingBps(c));
+  // Host as target: the emulator's down link carries the media, its up link the feedback.
+  const up = await linkConfigFor(c.backward, c);
+  const down = await linkConfigFor(c.forward, c);
+  const hosts: WavryHost[] = [];
+  const clients: ClientConnection[] = [];
+  const relays: UdpRelay[] = [];
+  let link: EmuLink | undefined;
+  const notes: string[] = [];
+  try {
+    for (let i = 0; i < specs.length; i++) {
+      hosts.push(
+        await WavryHost.start({
+          listen: { hostname: "127.0.0.1", port: 0 },
+          source: {
+            kind: "pattern",
+            width: opts.width,
+            height: opts.height,
+            freshShare: opts.freshShare,
+            noiseAmplitude: opts.noiseAmplitude,
+            seed: i + 1,
+          },
+          fps: opts.fps,
+          bitrateBps: Math.min(WAVRY_START_BPS, maxBitrateBps),
+          maxBitrateBps,
+          congestionControl: true,
+          identity: generateIdentity(),
+          log: (l) => opts.log(`[wavry host ${i}] ${l}`),
+        }),
+      );
+    }
+    // The backward stream's client-side relay is its flow's target (see udp_relay.ts).
+    const back = specs.findIndex((s) => s.dir === "down");
+    const clientSide = back >= 0 ? startUdpRelay() : undefined;
+    if (clientSide) relays.push(clientSide);
+    const targets = specs.map((s, i) =>
+      s.dir === "up" ? { hostname: "127.0.0.1", port: hosts[i].addr.port } : clientSide!.addr
+    );
+    link = await startLink({
+      target: targets[0]!,
+      extraFlows: targets.slice(1).map((t) => ({ target: t! })),
+      up,
+      down,
+      log: true,
+      seed: 1,
+    });
+    if (clientSide) {
+      clientSide.setFixed(link.flows[back].upstreamAddr);
+      relays.push(startUdpRelay({
+        fixed: link.flows[back].listenAddr,
+        other: { hostname: "127.0.0.1", port: hosts[back].addr.port },
+        prime: true,
+      }));
+      await new Promise((r) => setTimeout(r, 50)); // the priming datagram reaches the emulator
+    }
+    const remoteOf = (i: number) =>
+      specs[i].dir === "up" ? link!.flows[i].listenAddr : clientSide!.addr;
+    for (let i = 0; i < specs.length; i++) {
+      clients.push(
+        await ClientConnection.connect({
+          remote: { ...remoteOf(i) },
+          identity: generateIdentity(),
+          expectHost: undefined,
+        }),
+      );
+    }
+    // The race's 0: every session is up. One instant on three clocks.
+    const epochPerf = performance.now();
+    const epochMonoMs = monotonicMicros() / 1000;
+    const epoch = performance.timeOrigin + epochPerf;
+    const monoMinusPerfMs = () => monotonicMicros() / 1000 - performance.now();
+    const fwdFlows = specs.flatMap((s, i) => (s.dir === "up" ? [i] : []));
+    const got = specs.map(() => new Map<number, { sendMs: number; recvMs: number }>());
+    const lostIds = specs.map(() => new Set<number>());
+    const drains = clients.map(async (conn, i) => {
+      for await (const e of conn.events()) {
+        if (e.type === "video-frame") {
+          const recvMono = e.arrivedAt + monoMinusPerfMs();
+          got[i].set(e.frame.frameId, {
+            sendMs: e.frame.captureTimeUs / 1000 - epochMonoMs,
+            recvMs: recvMono - epochMonoMs,
+          });
+        } else if (e.type === "video-frame-lost") lostIds[i].add(e.frameId);
+      }
+    });
+    const estimate: { t: number; bps: number }[] = [];
+    const poll = setInterval(() => {
+      const now = performance.now();
+      const cong = hosts[0].metrics.snapshot(now).congestion;
+      if (cong) estimate.push({ t: now - epochPerf, bps: cong.targetBitrateBps });
+    }, 100);
+    await new Promise((r) => setTimeout(r, c.durationMs));
+    clearInterval(poll);
+    const stats = clients.map((x) => x.stats);
+    await Promise.all(clients.map((x) => x.close()));
+    await Promise.all(drains);
+    await new Promise((r) => setTimeout(r, 300));
+    const log = await link.packetLog();
+    const frames: FrameRecord[] = [];
+    fwdFlows.forEach((i, k) => {
+      const recs = frameRecordsOf(got[i], opts.fps);
+      for (const f of recs.frames) frames.push({ ...f, seq: k * 1e7 + f.seq });
+      const st = stats[i];
+      notes.push(
+        `flow ${i}: frames completed ${got[i].size}, ids never completed ${recs.missing} ` +
+          `(reported lost ${lostIds[i].size}), capture slots not encoded ${recs.notEncoded} ` +
+          `(frame-rate lowering or late capture; counted lost, as GCC's skipped frames are); ` +
+          `FEC recoveries ${st.media.fecRecoveries}, ` +
+          `retransmit recoveries ${st.media.retransmitRecoveries}, packets lost ${st.media.packetsLost}`,
+      );
+    });
+    if (back >= 0) {
+      notes.push(
+        `backward stream (flow ${back}): frames completed ${got[back].size}, ` +
+          `relayed ${relays.reduce((a, r) => a + r.forwarded(), 0)} datagrams`,
+      );
+    }
+    return {
+      forward: packetRecords(log, "down", fwdFlows, link.clockZeroEpochMs, epoch),
+      frames,
+      linkOffsetMs: epoch - link.clockZeroEpochMs,
+      durationMs: c.durationMs,
+      estimate,
+      notes,
+    };
+  } finally {
+    await Promise.all(clients.map((x) => x.close().catch(() => {})));
+    await Promise.all(hosts.map((h) => h.stop().catch(() => {})));
+    for (const r of relays) r.close();
+    await link?.close();
+  }
+}
+
+/**
+ * One client's completed frames as frame records, plus lost ones: frame ids
+ * between the first and the last completed one that never completed (send
+ * time interpolated between the neighbours' capture times), and capture
+ * slots the host never encoded (DELTA's frame-rate lowering, or a capture
+ * that ran late), so that "frames lost" counts what GCC's count does: frames
+ * of the source that never reached the receiver, whether the encoder skipped
+ * them or the network lost them. Lost frames get seq numbers from 2^31 on.
+ */
+export function frameRecordsOf(
+  got: ReadonlyMap<number, { sendMs: number; recvMs: number }>,
+  fps: number,
+): { frames: FrameRecord[]; missing: number; notEncoded: number } {
+  const ids = [...got.keys()].sort((a, b) => a - b);
+  const frames: FrameRecord[] = [];
+  let missing = 0, notEncoded = 0, lostSeq = 2 ** 31;
+  const interval = 1000 / fps;
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k];
+    const f = got.get(id)!;
+    frames.push({ seq: id, sendMs: f.sendMs, recvMs: f.recvMs });
+    const next = ids[k + 1];
+    if (next === undefined) continue;
+    const g = got.get(next)!;
+    // Capture slots between the two: the ids in between plus the slots never encoded.
+    const slots = Math.max(next - id, Math.round((g.sendMs - f.sendMs) / interval)) - 1;
+    for (let j = 1; j <= slots; j++) {
+      frames.push({ seq: lostSeq++, sendMs: f.sendMs + j * (g.sendMs - f.sendMs) / (slots + 1) });
+    }
+    missing += next - id - 1;
+    notEncoded += slots - (next - id - 1);
+  }
+  return { frames, missing, notEncoded };
 }
 
 /**
@@ -94,10 +300,7 @@ export async function runWebrtc(
     ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
   ];
   // The ceiling GCC may reach: the case's highest capacity (RFC scale or x10).
-  const peak = c.forward.kind === "schedule"
-    ? Math.max(...c.forward.steps.map((s) => s.bps))
-    : c.forward.meanBps * 3;
-  const maxKbps = Math.ceil(peak / 1000);
+  const maxKbps = Math.ceil(ceilingBps(c) / 1000);
   const up = await linkConfigFor(c.forward, c);
   const down = await linkConfigFor(c.backward, c);
 
@@ -433,7 +636,7 @@ async function main(): Promise<void> {
     console.log(`picture ${width}x${height} at ${fps} fps`);
     const runs: { name: string; color: string; run: ContenderRun; m: Metrics }[] = [];
     const contenders: [string, string, () => Promise<ContenderRun>][] = [
-      ["DELTA", "#0a6", () => runWavry(c, startLink)],
+      ["DELTA", "#0a6", () => runWavry(c, startLink, { width, height, fps, ...content(), log })],
       ["GCC", "#c33", () => runWebrtc(c, startLink, { width, height, fps, ...content(), log })],
     ];
     console.log(HEADER);

@@ -28,13 +28,20 @@ import { InputWorker } from "./input_worker_handle.ts";
 import { type CongestionDecision, MediaSendWorker } from "./media_send.ts";
 import type { MediaLaneState } from "../core/media_lane.ts";
 import { MediaPipeline } from "./media_pipeline.ts";
+import type { MediaSource } from "./media_worker.ts";
 
 /** How to run a host. */
 export interface HostOptions {
   /** UDP address to listen on (port 0: ephemeral). */
   listen: { hostname?: string; port: number };
-  /** X display to capture and inject into. */
-  display: string;
+  /** X display to capture and inject into (unused with a pattern source, which needs none). */
+  display?: string;
+  /**
+   * Picture source (default X11). With `{ kind: "pattern", ... }` the host
+   * streams the synthetic picture of media/pattern.ts and opens no display:
+   * clients' input is then refused as Unsupported.
+   */
+  source?: MediaSource;
   /** Capture rate. */
   fps: number;
   /** Initial video bitrate. */
@@ -142,7 +149,7 @@ export class WavryHost {
       },
       allowedClients: this.#options.allowedClients,
       sessionConfig: this.#options.sessionConfig,
-      display: this.#options.display,
+      display: this.#options.source?.kind === "pattern" ? undefined : this.#options.display,
     }, {
       onClient: (id, remote, _peer, lane) => this.#serve(id, remote, lane),
       onClosed: (id, reason) => {
@@ -219,6 +226,7 @@ export class WavryHost {
       if (this.#stopped) throw new Error("the host is stopping");
       const pipeline = await MediaPipeline.start({
         display: this.#options.display,
+        source: this.#options.source,
         fps: this.#options.fps,
         bitrateBps: this.#options.bitrateBps,
       });

@@ -37,8 +37,8 @@ export interface InputWorkerOptions {
   allowedClients?: Uint8Array[];
   /** Session timers. */
   sessionConfig?: Partial<SessionConfig>;
-  /** X display to inject into. */
-  display: string;
+  /** X display to inject into; without one, input is refused as Unsupported (logged once). */
+  display?: string;
 }
 
 /** Messages the parent sends. */
@@ -78,13 +78,15 @@ const scope = globalThis as unknown as WorkerScope;
 
 interface Client {
   readonly driver: SessionDriver;
-  readonly applier: InputApplier;
+  /** Undefined when the host has no display to inject into. */
+  readonly applier: InputApplier | undefined;
 }
 
 let listener: SessionListener | undefined;
 let injector: XTestInputInjector | undefined;
 let area: InputArea | undefined;
 let nextId = 1;
+let refusedLogged = false;
 const clients = new Map<number, Client>();
 
 function post(event: InputWorkerEvent): void {
@@ -108,7 +110,9 @@ function start(options: InputWorkerOptions): void {
       ? `input thread at SCHED_FIFO ${INPUT_THREAD_PRIORITY}`
       : "input thread at normal priority (SCHED_FIFO needs root or CAP_SYS_NICE)",
   });
-  injector = XTestInputInjector.open({ display: options.display });
+  injector = options.display === undefined
+    ? undefined
+    : XTestInputInjector.open({ display: options.display });
   const allowed = options.allowedClients;
   listener = SessionListener.listen({
     port: 0,
@@ -146,7 +150,7 @@ async function serve(driver: SessionDriver): Promise<void> {
   const id = nextId++;
   const client: Client = {
     driver,
-    applier: new InputApplier(injector!, { area: screenArea }),
+    applier: injector && new InputApplier(injector, { area: screenArea }),
   };
   clients.set(id, client);
   let reason = "";
@@ -161,6 +165,13 @@ async function serve(driver: SessionDriver): Promise<void> {
     for await (const event of driver.events()) {
       switch (event.type) {
         case "input": {
+          if (client.applier === undefined) {
+            if (!refusedLogged) {
+              post({ type: "log", line: "input refused (Unsupported): no display" });
+            }
+            refusedLogged = true;
+            break;
+          }
           const applied = client.applier.apply(event.data);
           if (applied.ok) {
             driver.sendControl(applied.value.replyBytes);
@@ -192,7 +203,7 @@ async function serve(driver: SessionDriver): Promise<void> {
   } finally {
     // Nothing stays pressed for a client that went away (unless the display went with it).
     try {
-      client.applier.releaseAll();
+      client.applier?.releaseAll();
     } catch (error) {
       post({ type: "log", line: `releasing input failed: ${(error as Error).message}` });
     }

@@ -18,15 +18,39 @@
  */
 import { VIDEO_TIMING_LENGTH, writeVideoTiming } from "../core/stream.ts";
 import { X11Capturer } from "../media/linux/capture_x11.ts";
+import { SyntheticCapturer } from "../media/synthetic_capture.ts";
 import { FfmpegVideoEncoder } from "../media/linux/video_encoder.ts";
 import { pacedCapture } from "../media/pacer.ts";
-import type { CapturedFrame, CodecConfig } from "../media/types.ts";
+import type { CapturedFrame, Capturer, CodecConfig } from "../media/types.ts";
 import { monotonicMicros as clockUs } from "../media/clock.ts";
+
+/**
+ * Where the pictures come from: the X display (default), or the synthetic
+ * pattern of media/pattern.ts at a given size (no display needed; the race
+ * and tests use it).
+ */
+export type MediaSource =
+  | { kind: "x11" }
+  | {
+    kind: "pattern";
+    /** Picture width (even). */
+    width: number;
+    /** Picture height (even). */
+    height: number;
+    /** Share of bands with fresh content each frame (PatternOptions.freshShare). */
+    freshShare?: number;
+    /** Fine noise amplitude (PatternOptions.noiseAmplitude). */
+    noiseAmplitude?: number;
+    /** Texture seed. */
+    seed?: number;
+  };
 
 /** What the worker streams: sent once, in the first command. */
 export interface MediaWorkerOptions {
-  /** X display, e.g. ":1" (default: $DISPLAY). */
+  /** X display, e.g. ":1" (default: $DISPLAY); unused by a pattern source. */
   display?: string;
+  /** Picture source (default X11). */
+  source?: MediaSource;
   /** Capture and encode rate. */
   fps: number;
   /** Initial target bitrate, bits per second. */
@@ -110,7 +134,7 @@ let abort: AbortController | undefined;
 let encoder: FfmpegVideoEncoder | undefined;
 let running: Promise<void> | undefined;
 // The last native objects opened, so the stop report can say whether they were freed.
-let lastCapturer: X11Capturer | undefined;
+let lastCapturer: X11Capturer | SyntheticCapturer | undefined;
 let lastEncoder: FfmpegVideoEncoder | undefined;
 // Frame-rate lowering: the encoder keeps its configured rate; frames are left out evenly and the
 // encoder's bitrate is scaled so the stream's bitrate stays what was asked for.
@@ -126,10 +150,13 @@ function applyBitrate(): void {
 }
 
 async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<void> {
-  let capturer: X11Capturer | undefined;
+  let capturer: Capturer | undefined;
   try {
     try {
-      capturer = lastCapturer = X11Capturer.open({ display: options.display });
+      const source = options.source ?? { kind: "x11" };
+      capturer = lastCapturer = source.kind === "pattern"
+        ? new SyntheticCapturer(source)
+        : X11Capturer.open({ display: options.display });
       const width = evenSize("width", options.width, capturer.width);
       const height = evenSize("height", options.height, capturer.height);
       encoder = lastEncoder = FfmpegVideoEncoder.open({

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { PatternGenerator, readTimeCode, writeTimeCode } from "./frames.ts";
+import { PatternGenerator, readTimeCode, writeTimeCode } from "./pattern.ts";
 
 /** Nearest-neighbour downscale of the luma plane (what a scaled-down stream looks like). */
 function downscale(src: Uint8Array, w: number, h: number, nw: number, nh: number): Uint8Array {
