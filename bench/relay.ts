@@ -3,7 +3,10 @@
  * measured in the same run with the same two peers and the same method:
  *
  * - `direct`: peer A → peer B, plain UDP (the baseline);
- * - `relay`: A → our relay (its forwarder worker) → B, after both bind with a lease;
+ * - `relay`: A → our relay (its forwarder worker, `--socket`, default auto = the native
+ *   batched socket when the shim loads) → B, after both bind with a lease;
+ * - `relay-deno`: the same relay forced onto `Deno.listenDatagram` (the old path), unless
+ *   `--no-deno-relay` or the `relay` path already uses it;
  * - `coturn`: A → Debian's `turnserver` (TURN over UDP, anonymous, ChannelData)
  *   → B, if `turnserver` is installed (our own minimal TURN client below).
  *
@@ -14,10 +17,15 @@
  * rounds (direct, relay, coturn, direct, …) so drift in machine load hits
  * all alike. Ratios, not absolute figures, are the result on a shared VM.
  *
- * `deno run -A bench/relay.ts [--seconds 2] [--rounds 2] [--window 32] [--pings 500] [--no-coturn]`
+ * `deno run -A bench/relay.ts [--seconds 2] [--rounds 2] [--window 32] [--pings 500] [--no-coturn]
+ *  [--no-deno-relay] [--socket auto|native|deno]`
  *
- * Last line: `relay_pps=N direct_pps=N coturn_pps=N pps_ratio=R relay_vs_coturn=R
- * relay_p50_us=N relay_p99_us=N direct_p99_us=N coturn_p99_us=N` (`pps_ratio` = relay / direct).
+ * CPU: each round line gives the forwarder's CPU time per delivered datagram (the relay's
+ * worker thread, or every thread of `turnserver`, from /proc/…/schedstat) and the bench
+ * main thread's (both peers). Second-last line: every figure (`direct_pps`, `relay_vs_direct`, `relay_socket`,
+ * `relay_deno_pps`, p50s, …). Last line: `relay_pps=N coturn_pps=N pps_ratio=R relay_p99_us=N
+ * coturn_p99_us=N`, where `pps_ratio` = relay / coturn (issue 6's target: ≥ 1.0 with
+ * `relay_p99_us` no worse than `coturn_p99_us`).
  *
  * @module
  */
@@ -33,6 +41,11 @@ import {
 } from "../crypto/lease.ts";
 import { RelayForwarder } from "../relay/forwarder.ts";
 import type { RelayAddress } from "../relay/binding_table.ts";
+import {
+  type ForwarderSocketChoice,
+  type ForwarderSocketKind,
+  RESIDENCE_BUCKETS_US,
+} from "../relay/worker_protocol.ts";
 import { decodeBindAck, encodeBindRequest } from "../relay/wire.ts";
 
 const SIZE = 1200;
@@ -96,7 +109,45 @@ interface Path {
   bToA: (payload: Uint8Array) => Promise<unknown>;
   /** The payload inside what A receives. */
   unwrapAtA: (bytes: Uint8Array) => Uint8Array;
+  /** CPU time (ns) the forwarder's threads have used so far (relay worker, turnserver process). */
+  forwarderCpuNs?: () => number;
+  /** Our relay on the native socket: its cumulative residence histogram (ForwarderStats). */
+  residence?: () => number[] | undefined;
 }
+
+/** The bucket bound under which fraction `q` of the histogram `h` lies (`<N` us, `>=16384`). */
+function bucketQuantile(h: number[], q: number): string {
+  const total = h.reduce((a, b) => a + b, 0);
+  if (total === 0) return "NA";
+  let seen = 0;
+  for (let i = 0; i < h.length; i++) {
+    seen += h[i];
+    if (seen >= q * total) {
+      const bound = RESIDENCE_BUCKETS_US[i];
+      return bound === Infinity ? `>=${RESIDENCE_BUCKETS_US[i - 1]}` : `<${bound}`;
+    }
+  }
+  return "NA";
+}
+
+// --- CPU accounting: /proc/<pid>/task/<tid>/schedstat's first field is ns on a CPU ---------
+
+function taskIds(pid: number | "self" = "self"): string[] {
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name);
+}
+
+function cpuNs(pid: number | "self", tids: readonly string[]): number {
+  let total = 0;
+  for (const tid of tids) {
+    try {
+      total += Number(Deno.readTextFileSync(`/proc/${pid}/task/${tid}/schedstat`).split(" ")[0]);
+    } catch { /* the thread ended */ }
+  }
+  return total;
+}
+
+/** This process's main thread: both bench peers of every path run on it. */
+const peersCpuNs = () => cpuNs("self", [String(Deno.pid)]);
 
 async function throughput(path: Path, a: Peer, b: Peer, seconds: number, window: number) {
   const payload = new Uint8Array(SIZE).fill(0x5a);
@@ -164,7 +215,12 @@ const pct = (sorted: number[], p: number) =>
 
 // --- our relay ---------------------------------------------------------------------------
 
-async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Promise<void> }> {
+async function relayPath(
+  a: Peer,
+  b: Peer,
+  name: string,
+  socket: ForwarderSocketChoice,
+): Promise<{ path: Path; stop: () => Promise<void>; socket: ForwarderSocketKind }> {
   const seed = crypto.getRandomValues(new Uint8Array(32));
   const ida = generateIdentity();
   const idb = generateIdentity();
@@ -178,6 +234,7 @@ async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Pr
     bandwidthBps: 100e9,
     issuer: "bench",
   });
+  const before = new Set(taskIds());
   const relay = await RelayForwarder.start({
     hostname: LOOPBACK,
     port: 0,
@@ -185,7 +242,13 @@ async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Pr
       relayId: "bench-relay",
       leasePublicKey: leasePublicKeyFromBytes(ed25519.getPublicKey(seed)),
     },
+    socket,
+    statsIntervalMs: 50,
   });
+  // The forwarder is the one new "worker-N" thread (Deno names worker threads so).
+  const workerTids = taskIds().filter((t) =>
+    !before.has(t) && Deno.readTextFileSync(`/proc/self/task/${t}/comm`).startsWith("worker-")
+  );
   for (const [peer, id] of [[a, ida], [b, idb]] as const) {
     const ack = peer.next();
     await peer.send(encodeBindRequest(lease, id, Date.now()), relay.address);
@@ -194,12 +257,25 @@ async function relayPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => Pr
   const to = relay.address;
   return {
     path: {
-      name: "relay",
+      name,
       aToB: (p) => a.send(p, to),
       bToA: (p) => b.send(p, to),
       unwrapAtA: (x) => x,
+      forwarderCpuNs: () => cpuNs("self", workerTids),
+      residence: relay.socket === "native" ? () => relay.stats?.residenceUs : undefined,
     },
-    stop: async () => void await relay.stop(),
+    stop: async () => {
+      const s = await relay.stop();
+      if (s !== undefined) {
+        // Datagrams per receive call: how much the native socket's batching bought.
+        console.log(
+          `${name}: ${s.counters.datagramsIn} datagrams in ${s.receiveCalls} receive calls ` +
+            `(${(s.counters.datagramsIn / Math.max(1, s.receiveCalls)).toFixed(2)} per call), ` +
+            `send errors ${s.sendErrors}`,
+        );
+      }
+    },
+    socket: relay.socket,
   };
 }
 
@@ -321,6 +397,7 @@ async function coturnPath(a: Peer, b: Peer): Promise<{ path: Path; stop: () => P
         },
         bToA: (p) => b.send(p, relayed),
         unwrapAtA: (x) => x.subarray(4, 4 + ((x[2] << 8) | x[3])),
+        forwarderCpuNs: () => cpuNs(child.pid, taskIds(child.pid)),
       },
       stop,
     };
@@ -348,12 +425,16 @@ async function main(args: string[]): Promise<void> {
       window: { type: "string", default: "32" },
       pings: { type: "string", default: "500" },
       "no-coturn": { type: "boolean", default: false },
+      "no-deno-relay": { type: "boolean", default: false },
+      socket: { type: "string", default: "auto" },
     },
   });
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const window = Number(values.window);
   const pings = Number(values.pings);
+  const socket = values.socket as ForwarderSocketChoice;
+  if (!["auto", "native", "deno"].includes(socket)) throw new Error("--socket auto|native|deno");
 
   // One pair of peers per path, so a binding or a TURN channel never sees another path's traffic.
   const peers: Peer[] = [];
@@ -368,9 +449,17 @@ async function main(args: string[]): Promise<void> {
     const [da, db] = pair();
     paths.push({ path: direct(da, db), a: da, b: db });
     const [ra, rb] = pair();
-    const relay = await relayPath(ra, rb);
+    const relay = await relayPath(ra, rb, "relay", socket);
     stops.push(relay.stop);
     paths.push({ path: relay.path, a: ra, b: rb });
+    let haveDenoRelay = false;
+    if (!values["no-deno-relay"] && relay.socket !== "deno") {
+      const [xa, xb] = pair();
+      const old = await relayPath(xa, xb, "relay-deno", "deno");
+      stops.push(old.stop);
+      paths.push({ path: old.path, a: xa, b: xb });
+      haveDenoRelay = true;
+    }
     let haveCoturn = false;
     if (!values["no-coturn"]) {
       try {
@@ -386,32 +475,84 @@ async function main(args: string[]): Promise<void> {
 
     const pps: Record<string, number[]> = {};
     const rtts: Record<string, number[]> = {};
+    const fwdCpu: Record<string, number[]> = {};
+    const residence: Record<string, number[]> = {};
+    const peerCpu: Record<string, number[]> = {};
     for (let round = 0; round < rounds; round++) {
       for (const { path, a, b } of paths) {
+        const fwd0 = path.forwarderCpuNs?.() ?? NaN;
+        const peers0 = peersCpuNs();
         const t = await throughput(path, a, b, seconds, window);
+        const fwdUs = ((path.forwarderCpuNs?.() ?? NaN) - fwd0) / 1000 / t.received;
+        const peersUs = (peersCpuNs() - peers0) / 1000 / t.received;
         (pps[path.name] ??= []).push(t.pps);
+        (fwdCpu[path.name] ??= []).push(fwdUs);
+        (peerCpu[path.name] ??= []).push(peersUs);
+        const settle = () => new Promise((r) => setTimeout(r, 120)); // a fresh stats post
+        if (path.residence) await settle();
+        const h0 = path.residence?.();
         const l = await latency(path, a, b, pings);
+        if (path.residence) await settle();
+        const h1 = path.residence?.();
+        const pingResidence = h0 && h1 ? h1.map((x, i) => x - h0[i]) : undefined;
+        if (pingResidence) {
+          (residence[path.name] ??= pingResidence.map(() => 0)).forEach((_, i, acc) =>
+            acc[i] += pingResidence[i]
+          );
+        }
         (rtts[path.name] ??= []).push(...l);
         console.log(
-          `round ${round + 1} ${path.name.padEnd(6)} ${Math.round(t.pps)} pps ` +
+          `round ${round + 1} ${path.name.padEnd(10)} ${Math.round(t.pps)} pps ` +
             `(${t.received}/${t.sent} delivered), rtt p50 ${Math.round(pct(l, 0.5))} us ` +
-            `p99 ${Math.round(pct(l, 0.99))} us (${l.length}/${pings} pings)`,
+            `p99 ${Math.round(pct(l, 0.99))} us (${l.length}/${pings} pings); CPU per ` +
+            `datagram: forwarder ${fwdUs.toFixed(2)} us, both peers ${peersUs.toFixed(2)} us` +
+            (pingResidence
+              ? `; in-relay time of pings p50 ${bucketQuantile(pingResidence, 0.5)} us p99 ${
+                bucketQuantile(pingResidence, 0.99)
+              } us`
+              : ""),
         );
       }
     }
+    // Stop the relays now: their final counters print before the result lines.
+    for (const stop of stops.splice(0)) await stop();
     const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
     const r = (name: string) => Math.round(mean(pps[name] ?? [NaN]));
     const sorted = (name: string) => (rtts[name] ?? []).sort((x, y) => x - y);
     const p = (name: string, q: number) => Math.round(pct(sorted(name), q));
     console.log(`command: deno run -A bench/relay.ts ${args.join(" ")}`.trim());
+    const ratio = (x: number, y: number) => (x / y).toFixed(3);
+    const na = (have: boolean, v: () => string | number) => have ? String(v()) : "NA";
     console.log(
-      `relay_pps=${r("relay")} direct_pps=${r("direct")} coturn_pps=${
-        haveCoturn ? r("coturn") : "NA"
-      } pps_ratio=${(r("relay") / r("direct")).toFixed(3)} relay_vs_coturn=${
-        haveCoturn ? (r("relay") / r("coturn")).toFixed(3) : "NA"
-      } relay_p50_us=${p("relay", 0.5)} relay_p99_us=${p("relay", 0.99)} direct_p99_us=${
-        p("direct", 0.99)
-      } coturn_p99_us=${haveCoturn ? p("coturn", 0.99) : "NA"}`,
+      [
+        `relay_socket=${relay.socket}`,
+        `direct_pps=${r("direct")}`,
+        `relay_vs_direct=${ratio(r("relay"), r("direct"))}`,
+        `relay_deno_pps=${na(haveDenoRelay, () => r("relay-deno"))}`,
+        `relay_vs_relay_deno=${na(haveDenoRelay, () => ratio(r("relay"), r("relay-deno")))}`,
+        `relay_deno_vs_coturn=${
+          na(haveDenoRelay && haveCoturn, () => ratio(r("relay-deno"), r("coturn")))
+        }`,
+        `relay_p50_us=${p("relay", 0.5)}`,
+        `coturn_p50_us=${na(haveCoturn, () => p("coturn", 0.5))}`,
+        `direct_p99_us=${p("direct", 0.99)}`,
+        `relay_deno_p99_us=${na(haveDenoRelay, () => p("relay-deno", 0.99))}`,
+        `relay_cpu_us=${mean(fwdCpu.relay).toFixed(2)}`,
+        `relay_deno_cpu_us=${na(haveDenoRelay, () => mean(fwdCpu["relay-deno"]).toFixed(2))}`,
+        `coturn_cpu_us=${na(haveCoturn, () => mean(fwdCpu.coturn).toFixed(2))}`,
+        `peers_cpu_us_direct=${mean(peerCpu.direct).toFixed(2)}`,
+        `relay_ping_residence_p50_us=${
+          residence.relay ? bucketQuantile(residence.relay, 0.5) : "NA"
+        }`,
+        `relay_ping_residence_p99_us=${
+          residence.relay ? bucketQuantile(residence.relay, 0.99) : "NA"
+        }`,
+      ].join(" "),
+    );
+    console.log(
+      `relay_pps=${r("relay")} coturn_pps=${na(haveCoturn, () => r("coturn"))} pps_ratio=${
+        na(haveCoturn, () => ratio(r("relay"), r("coturn")))
+      } relay_p99_us=${p("relay", 0.99)} coturn_p99_us=${na(haveCoturn, () => p("coturn", 0.99))}`,
     );
   } finally {
     for (const stop of stops) await stop();

@@ -278,6 +278,27 @@ export class ReceivedBatch {
     return new ReceivedBatch(buffer, sourceAddressCache);
   }
 
+  /**
+   * @internal Rewrites `batch`'s header and fields in place for a new receive
+   * into the same buffer (the sync path's reuse: no allocation per call).
+   */
+  static refill(
+    batch: ReceivedBatch,
+    count: number,
+    flags: { woken: boolean; closed: boolean },
+  ): ReceivedBatch {
+    const header = new Int32Array(batch.buffer, 0, 4);
+    header[0] = count;
+    header[3] = (flags.woken ? FLAG_WOKEN : 0) | (flags.closed ? FLAG_CLOSED : 0);
+    const fields = batch as { count: number; woken: boolean; closed: boolean };
+    fields.count = count;
+    fields.woken = flags.woken;
+    fields.closed = flags.closed;
+    batch.#lastIndex = -1;
+    batch.#last = undefined;
+    return batch;
+  }
+
   #check(i: number): void {
     if (!(i >= 0 && i < this.count)) throw new RangeError(`datagram ${i} of ${this.count}`);
   }
@@ -390,6 +411,17 @@ export class NativeUdpSocket {
   #released = false;
   #closing = false;
   #inFlight: Promise<unknown> | undefined;
+  #pending = 0; // async receives not yet settled
+  /** receiveBatchSync's last batch and the views of its buffer, reused when it is passed back. */
+  #syncLast: {
+    batch: ReceivedBatch;
+    max: number;
+    slotBytes: number;
+    data: Uint8Array<ArrayBuffer>;
+    lens: Int32Array<ArrayBuffer>;
+    records: Uint8Array<ArrayBuffer>;
+    times: Float64Array<ArrayBuffer>;
+  } | undefined;
   // Destination records, parsed once per address.
   #lastTo: PeerAddress | undefined;
   #lastToHost = "";
@@ -575,21 +607,16 @@ export class NativeUdpSocket {
     options: ReceiveBatchOptions = {},
   ): Promise<ReceivedBatch> {
     const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
-    if (!Number.isInteger(max) || max < 1 || max > UDP_MAX_BATCH) {
-      return Promise.reject(
-        new NativeError("udp.receive", NativeStatus.InvalidArgument, `max ${max} not 1..1024`),
-      );
-    }
-    if (!Number.isInteger(slotBytes) || slotBytes < 1 || slotBytes > 65536) {
-      return Promise.reject(
-        new NativeError("udp.receive", NativeStatus.InvalidArgument, `slot ${slotBytes} bytes`),
-      );
-    }
+    const bad = this.#badReceiveArguments(max, slotBytes);
+    if (bad !== undefined) return Promise.reject(bad);
     const previous = this.#inFlight ?? Promise.resolve();
     const run = previous.catch(() => {}).then(() =>
       this.#receive(max, timeoutMs, slotBytes, options)
     );
     this.#inFlight = run;
+    this.#pending++;
+    const settled = () => void this.#pending--;
+    run.then(settled, settled);
     return run;
   }
 
@@ -599,6 +626,88 @@ export class NativeUdpSocket {
     slotBytes: number,
     options: ReceiveBatchOptions,
   ): Promise<ReceivedBatch> {
+    const call = this.#receiveCall(max, timeoutMs, slotBytes, options);
+    if (call instanceof ReceivedBatch) return call;
+    const status = await udpNative().wavry_udp_recv_batch(...call.args);
+    return this.#received(call.buffer, status, max, slotBytes);
+  }
+
+  /**
+   * {@linkcode NativeUdpSocket.receiveBatch}, but the wait in `poll()` blocks
+   * THIS thread (up to `timeoutMs`; -1: no limit, until data, `wake()` or
+   * close): no timer or message of this worker runs meanwhile. For a
+   * dedicated worker that does nothing else (the relay's forwarder): it saves
+   * the hand-off to and back from Deno's blocking pool, i.e. one thread
+   * wake-up per receive. Timeout 0 takes what is queued without waiting.
+   * Do not call it while a `receiveBatch` of this object is in flight.
+   * Given the previous call's batch buffer as `reuse` (same `max` and slot
+   * size), it refills and returns that same {@linkcode ReceivedBatch} object
+   * and allocates nothing: a hot loop then makes no garbage per call.
+   * Throws for bad arguments or an I/O error (counted).
+   */
+  receiveBatchSync(
+    max: number,
+    timeoutMs: number,
+    options: ReceiveBatchOptions = {},
+  ): ReceivedBatch {
+    const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
+    const bad = this.#badReceiveArguments(max, slotBytes);
+    if (bad !== undefined) throw bad;
+    if (this.#pending > 0) {
+      throw new NativeError(
+        "udp.receive",
+        NativeStatus.InvalidArgument,
+        "receiveBatchSync while an async receive may be in flight",
+      );
+    }
+    const last = this.#syncLast;
+    if (
+      last !== undefined && options.reuse === last.batch.buffer && !last.batch.buffer.detached &&
+      last.max === max && last.slotBytes === slotBytes && !this.#closing
+    ) {
+      // The same buffer as last time: same views, same batch object, nothing allocated.
+      const status = udpNative().wavry_udp_recv_batch_sync(
+        this.fd,
+        last.data,
+        slotBytes,
+        max,
+        last.lens,
+        last.records,
+        last.times,
+        timeoutMs < 0 ? -1 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1),
+        this.#woken,
+        this.#recvError.reset(),
+        this.#recvError.bytes.length,
+      );
+      return this.#received(last.batch.buffer, status, max, slotBytes, last.batch);
+    }
+    const call = this.#receiveCall(max, timeoutMs, slotBytes, options);
+    if (call instanceof ReceivedBatch) return call;
+    const status = udpNative().wavry_udp_recv_batch_sync(...call.args);
+    const batch = this.#received(call.buffer, status, max, slotBytes);
+    if (!batch.closed) {
+      const [, data, , , lens, records, times] = call.args;
+      this.#syncLast = { batch, max, slotBytes, data, lens, records, times };
+    }
+    return batch;
+  }
+
+  #badReceiveArguments(max: number, slotBytes: number): NativeError | undefined {
+    if (!Number.isInteger(max) || max < 1 || max > UDP_MAX_BATCH) {
+      return new NativeError("udp.receive", NativeStatus.InvalidArgument, `max ${max} not 1..1024`);
+    }
+    if (!Number.isInteger(slotBytes) || slotBytes < 1 || slotBytes > 65536) {
+      return new NativeError(
+        "udp.receive",
+        NativeStatus.InvalidArgument,
+        `slot ${slotBytes} bytes`,
+      );
+    }
+    return undefined;
+  }
+
+  /** The buffer and the native call's arguments, or a closed batch when closed already. */
+  #receiveCall(max: number, timeoutMs: number, slotBytes: number, options: ReceiveBatchOptions) {
     const at = layout(max, slotBytes);
     const buffer = options.reuse !== undefined && options.reuse.byteLength >= at.total &&
         !options.reuse.detached
@@ -606,7 +715,7 @@ export class NativeUdpSocket {
       : new ArrayBuffer(at.total);
     if (this.#closing) return ReceivedBatch.fill(buffer, 0, max, slotBytes, { closed: true });
     const timeout = timeoutMs < 0 ? -1 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1);
-    const status = await udpNative().wavry_udp_recv_batch(
+    const args = [
       this.fd,
       new Uint8Array(buffer, at.data, max * slotBytes),
       slotBytes,
@@ -618,7 +727,18 @@ export class NativeUdpSocket {
       this.#woken,
       this.#recvError.reset(),
       this.#recvError.bytes.length,
-    );
+    ] as const;
+    return { buffer, args };
+  }
+
+  /** Counts what a native receive returned and wraps it. */
+  #received(
+    buffer: ArrayBuffer,
+    status: number,
+    max: number,
+    slotBytes: number,
+    into?: ReceivedBatch,
+  ): ReceivedBatch {
     if (status === NativeStatus.Closed) {
       // The opener closed it (maybe in another worker): this object is done too.
       this.#closing = true;
@@ -630,13 +750,12 @@ export class NativeUdpSocket {
     }
     const woken = this.#woken[0] === 1;
     if (woken) this.counters.wakeups++;
-    const batch = ReceivedBatch.fill(buffer, status, max, slotBytes, {
-      woken,
-      closed: this.#closing,
-    });
-    const lens = new Int32Array(buffer, at.lens, status);
+    const flags = { woken, closed: this.#closing };
+    const batch = into !== undefined
+      ? ReceivedBatch.refill(into, status, flags)
+      : ReceivedBatch.fill(buffer, status, max, slotBytes, flags);
     for (let i = 0; i < status; i++) {
-      const len = lens[i];
+      const len = batch.wireLength(i);
       if (len > slotBytes) {
         this.counters.truncated++;
         this.counters.bytesReceived += slotBytes;

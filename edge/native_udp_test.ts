@@ -366,3 +366,60 @@ Deno.test("cross-worker: one socket, a worker sends 10,000 to it while another r
     await socket.close();
   }
 });
+
+Deno.test("receiveBatchSync: takes what is queued, waits up to its timeout, sees wake and close; refuses while an async receive is pending", async () => {
+  const a = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+  const b = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const empty = b.receiveBatchSync(8, 0);
+    assert.equal(empty.count, 0);
+    assert.equal(empty.closed, false);
+    const t0 = performance.now();
+    assert.equal(b.receiveBatchSync(8, 30).count, 0);
+    assert.ok(performance.now() - t0 >= 20, "it waited for its timeout");
+    assert.equal(a.sendBatch([bytes(1), bytes(2, 2), bytes(3, 3, 3)], b.localAddr), 3);
+    const got: number[][] = [];
+    let reuse: ArrayBuffer | undefined;
+    for (let tries = 0; got.length < 3 && tries < 50; tries++) {
+      const batch = b.receiveBatchSync(2, 100, { reuse });
+      reuse = batch.buffer;
+      assert.ok(batch.count <= 2);
+      for (let i = 0; i < batch.count; i++) got.push([...batch.datagram(i)]);
+    }
+    assert.deepEqual(got, [[1], [2, 2], [3, 3, 3]]);
+    assert.equal(b.counters.datagramsReceived, 3);
+    // Passing the buffer back refills the same batch object, sources and all.
+    const c = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+    try {
+      assert.equal(a.send(bytes(7), b.localAddr), true);
+      const first = b.receiveBatchSync(4, 1000, { reuse });
+      reuse = first.buffer;
+      assert.deepEqual([first.count, [...first.datagram(0)]], [1, [7]]);
+      assert.equal(first.source(0).port, a.localAddr.port);
+      assert.equal(c.send(bytes(8, 8), b.localAddr), true);
+      const second = b.receiveBatchSync(4, 1000, { reuse });
+      assert.equal(second, first, "the same object, refilled");
+      assert.deepEqual([second.count, [...second.datagram(0)]], [1, [8, 8]]);
+      assert.equal(second.source(0).port, c.localAddr.port, "not the previous datagram's source");
+      assert.throws(() => second.datagram(1), RangeError);
+      const idle = b.receiveBatchSync(4, 0, { reuse });
+      assert.equal(idle.count, 0);
+      assert.equal(b.counters.datagramsReceived, 5);
+    } finally {
+      await c.close();
+    }
+    b.wake();
+    const woken = b.receiveBatchSync(8, 1000);
+    assert.equal(woken.woken, true);
+    assert.throws(() => b.receiveBatchSync(0, 0), NativeError);
+    const pending = b.receiveBatch(8, 50);
+    assert.throws(() => b.receiveBatchSync(8, 0), NativeError);
+    await pending;
+    assert.equal(b.receiveBatchSync(8, 0).count, 0, "allowed again once it settled");
+    await b.close();
+    assert.equal(b.receiveBatchSync(8, 1000).closed, true);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -108,6 +108,10 @@ export interface DriverIoCounters {
   exceptions: number;
   /** Times the pacer held datagrams back. */
   pacingWaits: number;
+  /** Initiator: STUN / relay-control datagrams handed to `onForeign`. */
+  foreignReceived: number;
+  /** Datagrams sent with {@linkcode SessionDriver.sendRaw} (or a `prepare` link). */
+  rawSent: number;
 }
 
 /** What {@linkcode SessionDriver.stats} returns: the session's own counters plus the edge's. */
@@ -118,6 +122,36 @@ export interface DriverStats extends SessionStats {
   eventsDiscarded: number;
   /** Round-trip estimate from PING/PONG. */
   rtt: RttSnapshot;
+}
+
+/**
+ * Called with a datagram that is not RIFT but another protocol sharing the
+ * port (see {@linkcode isForeignDatagram}); `at` is the arrival time
+ * (`performance.now()`). An exception it throws is counted as the socket's
+ * `handlerExceptions`.
+ */
+export type ForeignHandler = (datagram: Uint8Array, from: PeerAddress, at: number) => void;
+
+/**
+ * Whether a datagram belongs to a protocol that shares RIFT's socket, by its
+ * first byte (RFC 7983's demultiplexing): 0–3 is STUN, 0x40–0x4F is relay
+ * control (BIND_ACK / BIND_ERROR of relay/wire.ts). RIFT itself starts at 0xC0.
+ */
+export function isForeignDatagram(datagram: Uint8Array): boolean {
+  if (datagram.length === 0) return false;
+  const first = datagram[0];
+  return first <= 3 || (first >= 0x40 && first <= 0x4f);
+}
+
+/** Sends raw datagrams on a session's socket, outside the session (relay binding, STUN). */
+export interface RawDatagramLink {
+  /** The socket's local address. */
+  readonly local: PeerAddress;
+  /**
+   * Sends `datagram` to `to` as is (unpaced, unencrypted). Returns false,
+   * sending nothing, when the socket is closed or the datagram is empty.
+   */
+  sendRaw(datagram: Uint8Array, to: PeerAddress): boolean;
 }
 
 /** Options shared by both sides. */
@@ -175,6 +209,21 @@ export interface ConnectOptions extends DriverOptions {
    * the session detaches from the socket without closing it.
    */
   attached?: AttachedSocket;
+  /**
+   * Receives the socket's STUN and relay-control datagrams
+   * ({@linkcode isForeignDatagram}) instead of the session, which would drop
+   * them as not RIFT. They are counted in `stats.io.foreignReceived`.
+   */
+  onForeign?: ForeignHandler;
+  /**
+   * Runs on the bound, receiving socket BEFORE the handshake starts, e.g. to
+   * open a relay binding from the very port RIFT will use (answers come to
+   * `onForeign`). The handshake (and its timeout) starts when the promise
+   * resolves; if it rejects, or `signal` aborts meanwhile, connect rejects
+   * with that reason and releases the socket. Datagrams other than foreign
+   * ones that arrive meanwhile are dropped.
+   */
+  prepare?: (link: RawDatagramLink) => Promise<void>;
 }
 
 /** Options of {@linkcode SessionListener.listen}. */
@@ -192,11 +241,18 @@ export interface ListenOptions extends DriverOptions {
    * listener then detaches without closing the socket.
    */
   attached?: AttachedSocket;
+  /**
+   * Receives the socket's STUN and relay-control datagrams
+   * ({@linkcode isForeignDatagram}) instead of counting them as dropped
+   * `NotRift`; they are counted in `stats.foreignReceived`.
+   */
+  onForeign?: ForeignHandler;
 }
 
 /** How a driver reaches its socket. */
 interface DriverTransport {
   send(datagram: Uint8Array, onError: () => void): void;
+  sendRaw(datagram: Uint8Array, to: PeerAddress): boolean;
   release(): Promise<void>;
 }
 
@@ -263,6 +319,8 @@ export class SessionDriver {
     sendErrors: 0,
     exceptions: 0,
     pacingWaits: 0,
+    foreignReceived: 0,
+    rawSent: 0,
   };
   #resolveClosed!: (info: CloseInfo) => void;
   #peerIdentity: Uint8Array | undefined;
@@ -346,48 +404,125 @@ export class SessionDriver {
         detach?.();
         return Promise.resolve();
       };
-      const now = performance.now();
-      let session: Session;
+      let driver: SessionDriver | undefined;
+      // Foreign datagrams and raw sends before the driver exists (during `prepare`).
+      let earlyForeign = 0;
+      let earlyRaw = 0;
+      const sendRaw = (datagram: Uint8Array, to: PeerAddress): boolean => {
+        if (socket.closed || datagram.length === 0) return false;
+        socket.send(datagram, to);
+        return true;
+      };
+      const { divert, onForeign } = options;
+      const handler: DatagramHandler = (datagram, from, at) => {
+        if (onForeign !== undefined && isForeignDatagram(datagram)) {
+          if (driver !== undefined) driver.#io.foreignReceived++;
+          else earlyForeign++;
+          onForeign(datagram, from, at);
+          return;
+        }
+        if (driver === undefined) return; // still preparing: no session to give it to
+        if (divert !== undefined && divert(datagram, at)) return;
+        driver.#deliver(datagram, at);
+      };
       try {
-        session = Session.connect({
-          identity: options.identity,
-          acceptPeer: options.acceptPeer,
-          extension: options.extension,
-          config: options.config,
-        }, now);
+        if (attached) detach = attached.attach(handler);
+        else socket.start(handler);
       } catch (error) {
         release().then(() => reject(error));
         return;
       }
-      const settings = driverSettings(options);
-      settings.confirmDeadline = now + settings.handshakeTimeoutMs;
-      const onAbort = (): void => driver.#abort(options.signal?.reason);
-      const driver = new SessionDriver(
-        session,
-        remote,
-        socket.addr,
-        {
-          send: (datagram, onError) => socket.send(datagram, remote, onError),
-          release,
+      const begin = (): void => {
+        const now = performance.now();
+        let session: Session;
+        try {
+          session = Session.connect({
+            identity: options.identity,
+            acceptPeer: options.acceptPeer,
+            extension: options.extension,
+            config: options.config,
+          }, now);
+        } catch (error) {
+          release().then(() => reject(error));
+          return;
+        }
+        const settings = driverSettings(options);
+        settings.confirmDeadline = now + settings.handshakeTimeoutMs;
+        const onAbort = (): void => created.#abort(options.signal?.reason);
+        const created = new SessionDriver(
+          session,
+          remote,
+          socket.addr,
+          {
+            send: (datagram, onError) => socket.send(datagram, remote, onError),
+            sendRaw,
+            release,
+          },
+          settings,
+          (failure) => {
+            options.signal?.removeEventListener("abort", onAbort);
+            if (failure === undefined) resolve(created);
+            else releasedOf(created).then(() => reject(failure.error));
+          },
+        );
+        created.#io.foreignReceived = earlyForeign;
+        created.#io.rawSent = earlyRaw;
+        driver = created;
+        if (options.signal?.aborted) {
+          created.#abort(options.signal.reason);
+          return;
+        }
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+        created.#flush(now, true);
+      };
+      const prepare = options.prepare;
+      if (prepare === undefined) {
+        begin();
+        return;
+      }
+      let onPrepareAbort: (() => void) | undefined;
+      const aborted = new Promise<never>((_, fail) => {
+        onPrepareAbort = () => fail(options.signal?.reason);
+        options.signal?.addEventListener("abort", onPrepareAbort, { once: true });
+      });
+      let prepared: Promise<void>;
+      try {
+        prepared = Promise.resolve(prepare({
+          local: socket.addr,
+          sendRaw: (datagram, to) => {
+            const sent = sendRaw(datagram, to);
+            if (sent) earlyRaw++;
+            return sent;
+          },
+        }));
+      } catch (error) {
+        prepared = Promise.reject(error);
+      }
+      Promise.race([prepared, aborted]).then(
+        () => {
+          options.signal?.removeEventListener("abort", onPrepareAbort!);
+          begin();
         },
-        settings,
-        (failure) => {
-          options.signal?.removeEventListener("abort", onAbort);
-          if (failure === undefined) resolve(driver);
-          else releasedOf(driver).then(() => reject(failure.error));
+        (error) => {
+          options.signal?.removeEventListener("abort", onPrepareAbort!);
+          release().then(() => reject(error));
         },
       );
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      const divert = options.divert;
-      const handler: DatagramHandler = divert === undefined
-        ? (datagram, _from, at) => driver.#deliver(datagram, at)
-        : (datagram, _from, at) => {
-          if (!divert(datagram, at)) driver.#deliver(datagram, at);
-        };
-      if (attached) detach = attached.attach(handler);
-      else socket.start(handler);
-      driver.#flush(now, true);
     });
+  }
+
+  /**
+   * Sends `datagram` to `to` as is on this session's socket (the listener's,
+   * on the responder side), outside the session: unpaced, unencrypted, not
+   * counted as session traffic. For protocols that share the port, e.g. a
+   * relay BIND_REQUEST or a STUN Binding request. Returns false, sending
+   * nothing, once the session has finished or for an empty datagram.
+   */
+  sendRaw(datagram: Uint8Array, to: PeerAddress): boolean {
+    if (this.#finished || datagram.length === 0) return false;
+    const sent = this.#transport.sendRaw(datagram, to);
+    if (sent) this.#io.rawSent++;
+    return sent;
   }
 
   /** The peer's verified Ed25519 public key (empty before the handshake completes). */
@@ -752,6 +887,10 @@ export interface ListenerStats {
   activeSessions: number;
   /** Version Negotiation packets sent to INITs of unknown versions. */
   versionNegotiationsSent: number;
+  /** STUN / relay-control datagrams handed to `onForeign` (with no `onForeign`: dropped as NotRift). */
+  foreignReceived: number;
+  /** Datagrams sent with `sendRaw` (the listener's, or its sessions'). */
+  rawSent: number;
 }
 
 /**
@@ -781,6 +920,8 @@ export class SessionListener {
     handshakesFailed: 0,
     sessionsClosed: 0,
     versionNegotiationsSent: 0,
+    foreignReceived: 0,
+    rawSent: 0,
   };
   #active = 0;
   #closing: Promise<void> | undefined;
@@ -826,6 +967,18 @@ export class SessionListener {
     };
   }
 
+  /**
+   * Sends `datagram` to `to` as is on the listener's socket, outside any
+   * session (e.g. a relay BIND_REQUEST, a STUN request). Returns false,
+   * sending nothing, once the listener is closing or for an empty datagram.
+   */
+  sendRaw(datagram: Uint8Array, to: PeerAddress): boolean {
+    if (this.#closing !== undefined || datagram.length === 0) return false;
+    this.#socket.send(datagram, to);
+    this.#counters.rawSent++;
+    return true;
+  }
+
   /** Closes every session (CLOSE code 0), then the socket; ends {@linkcode SessionListener.accept}. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -844,6 +997,12 @@ export class SessionListener {
 
   #onDatagram(datagram: Uint8Array, from: PeerAddress, now: number): void {
     if (this.#closing !== undefined) return;
+    const onForeign = this.#options.onForeign;
+    if (onForeign !== undefined && isForeignDatagram(datagram)) {
+      this.#counters.foreignReceived++;
+      onForeign(datagram, from, now);
+      return;
+    }
     const decoded = decodeHeader(datagram, this.#maxDatagram);
     if (!decoded.ok) {
       this.#drop(decoded.error.kind);
@@ -906,6 +1065,7 @@ export class SessionListener {
       this.addr,
       {
         send: (datagram, onError) => socket.send(datagram, from, onError),
+        sendRaw: (datagram, to) => this.sendRaw(datagram, to),
         release: () => {
           const list = this.#peers.get(key)?.filter((d) => d !== driver) ?? [];
           if (list.length > 0) this.#peers.set(key, list);

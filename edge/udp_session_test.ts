@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { encodeVersionNegotiation, HEADER_LENGTH, PacketType } from "../core/wire.ts";
 import { generateIdentity } from "../crypto/identity.ts";
 import { nextEvent, RawPeer, unusedUdpPort, within } from "./test_support.ts";
-import { SessionDriver, SessionListener } from "./udp_session.ts";
+import { isForeignDatagram, SessionDriver, SessionListener } from "./udp_session.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -484,6 +485,158 @@ Deno.test("garbage datagrams are counted and ignored; sessions carry on", async 
   } finally {
     attacker.close();
     await client?.close();
+    await listener.close();
+  }
+});
+
+Deno.test("isForeignDatagram: exactly first bytes 0-3 (STUN) and 0x40-0x4F (relay control)", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 40 }), (d) => {
+      const expected = d.length > 0 && (d[0] <= 3 || (d[0] >= 0x40 && d[0] <= 0x4f));
+      assert.equal(isForeignDatagram(d), expected);
+    }),
+  );
+  // Every RIFT packet starts at 0xC0 or above: never foreign.
+  for (let b = 0xc0; b <= 0xff; b++) assert.equal(isForeignDatagram(new Uint8Array([b, 0])), false);
+});
+
+Deno.test("foreign datagrams: onForeign on both sides instead of NotRift, sendRaw on the session's own socket, prepare before the handshake", async () => {
+  const hostId = generateIdentity();
+  const clientId = generateIdentity();
+  const atHost: [number[], number][] = [];
+  const atClient: [number[], number][] = [];
+  const listener = SessionListener.listen({
+    hostname: LOOPBACK,
+    port: 0,
+    identity: hostId,
+    onForeign: (d, from) => atHost.push([[...d], from.port]),
+  });
+  const plain = SessionListener.listen({ hostname: LOOPBACK, port: 0, identity: hostId });
+  const outsider = Deno.listenDatagram({ hostname: LOOPBACK, port: 0, transport: "udp" });
+  const outsiderPort = (outsider.addr as Deno.NetAddr).port;
+  const outsiderAddr = { hostname: LOOPBACK, port: outsiderPort };
+  let client: SessionDriver | undefined;
+  try {
+    const stun = new Uint8Array([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
+    const control = new Uint8Array([0x41, 7, 7]);
+    for (const d of [stun, control]) {
+      await outsider.send(d, { transport: "udp", ...listener.addr });
+      await outsider.send(d, { transport: "udp", ...plain.addr });
+    }
+    await within(
+      2_000,
+      (async () => {
+        while (atHost.length < 2) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      "foreign datagrams at the listener",
+    );
+    assert.deepEqual(atHost, [[[...stun], outsiderPort], [[...control], outsiderPort]]);
+    assert.equal(listener.stats.foreignReceived, 2);
+    assert.equal(listener.stats.dropped.NotRift ?? 0, 0);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(plain.stats.dropped.NotRift, 2, "without onForeign they stay NotRift drops");
+
+    // The listener answers from its own port.
+    assert.equal(listener.sendRaw(new Uint8Array([0x42, 1]), outsiderAddr), true);
+    assert.equal(listener.sendRaw(new Uint8Array(0), outsiderAddr), false);
+    const [answer, from] = await within(2_000, outsider.receive(), "listener's raw answer");
+    assert.deepEqual([...answer], [0x42, 1]);
+    assert.equal((from as Deno.NetAddr).port, listener.addr.port);
+
+    // prepare: raw exchange on the client's socket first; the handshake starts after it.
+    const accepted = acceptOne(listener);
+    const order: string[] = [];
+    client = await SessionDriver.connect({
+      remote: listener.addr,
+      localHostname: LOOPBACK,
+      identity: clientId,
+      onForeign: (d, f) => atClient.push([[...d], f.port]),
+      prepare: async (link) => {
+        order.push("prepare");
+        assert.equal(link.sendRaw(new Uint8Array([0x43]), outsiderAddr), true);
+        const [ping, pingFrom] = await within(2_000, outsider.receive(), "prepare's raw datagram");
+        assert.deepEqual([...ping], [0x43]);
+        assert.equal((pingFrom as Deno.NetAddr).port, link.local.port);
+        await outsider.send(new Uint8Array([0x44, 2]), {
+          transport: "udp",
+          hostname: LOOPBACK,
+          port: link.local.port,
+        });
+        await within(
+          2_000,
+          (async () => {
+            while (atClient.length < 1) await new Promise((r) => setTimeout(r, 10));
+          })(),
+          "foreign datagram during prepare",
+        );
+        assert.equal(listener.stats.sessionsStarted, 0, "no INIT before prepare resolved");
+        order.push("prepared");
+      },
+    });
+    const server = await accepted;
+    assert.deepEqual(order, ["prepare", "prepared"]);
+    assert.deepEqual(atClient, [[[0x44, 2], outsiderPort]]);
+    // After the handshake: raw sends from the driver on both sides, foreign arrivals counted.
+    assert.equal(client.sendRaw(new Uint8Array([0x01, 0x01]), outsiderAddr), true);
+    const [fromClient, fromClientAddr] = await within(2_000, outsider.receive(), "client sendRaw");
+    assert.deepEqual([...fromClient], [0x01, 0x01]);
+    assert.equal((fromClientAddr as Deno.NetAddr).port, client.local.port);
+    assert.equal(server.sendRaw(new Uint8Array([0x45]), outsiderAddr), true);
+    const [fromServer, fromServerAddr] = await within(2_000, outsider.receive(), "server sendRaw");
+    assert.deepEqual([...fromServer], [0x45]);
+    assert.equal((fromServerAddr as Deno.NetAddr).port, listener.addr.port);
+    assert.equal(client.stats.io.rawSent, 2);
+    assert.equal(client.stats.io.foreignReceived, 1);
+    assert.equal(server.stats.io.rawSent, 1);
+    // The session itself still works.
+    const got = nextEvent(server, "control");
+    client.sendControl(encoder.encode("after raw"));
+    assert.equal(decoder.decode((await got).data), "after raw");
+    await client.close();
+    assert.equal(
+      client.sendRaw(new Uint8Array([0x46]), outsiderAddr),
+      false,
+      "closed: nothing sent",
+    );
+  } finally {
+    await client?.close();
+    await listener.close();
+    await plain.close();
+    outsider.close();
+  }
+});
+
+Deno.test("connect: a failing prepare rejects connect with its error and releases the socket; abort during prepare too", async () => {
+  const hostId = generateIdentity();
+  const listener = SessionListener.listen({ hostname: LOOPBACK, port: 0, identity: hostId });
+  try {
+    const port = unusedUdpPort();
+    await assert.rejects(
+      SessionDriver.connect({
+        remote: listener.addr,
+        localHostname: LOOPBACK,
+        localPort: port,
+        identity: generateIdentity(),
+        prepare: () => Promise.reject(new Error("relay refused")),
+      }),
+      /relay refused/,
+    );
+    // The port is free again.
+    Deno.listenDatagram({ hostname: LOOPBACK, port, transport: "udp" }).close();
+    const controller = new AbortController();
+    const connecting = SessionDriver.connect({
+      remote: listener.addr,
+      localHostname: LOOPBACK,
+      localPort: port,
+      identity: generateIdentity(),
+      signal: controller.signal,
+      prepare: () => new Promise(() => {}), // never settles
+    });
+    controller.abort(new Error("gave up"));
+    await assert.rejects(connecting, /gave up/);
+    Deno.listenDatagram({ hostname: LOOPBACK, port, transport: "udp" }).close();
+    assert.equal(listener.stats.sessionsStarted, 0);
+  } finally {
     await listener.close();
   }
 });

@@ -68,6 +68,28 @@ export const udpSymbols = {
     result: "i32",
     nonblocking: true,
   },
+  /**
+   * The same C function, called on the JS thread: it blocks that thread in
+   * poll() for up to its timeout (for a dedicated worker whose thread has
+   * nothing else to do; saves the hop through Deno's blocking pool).
+   */
+  wavry_udp_recv_batch_sync: {
+    name: "wavry_udp_recv_batch",
+    parameters: [
+      "i32",
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "i32",
+    ],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The symbols, loading the shim on first use (once per worker). */

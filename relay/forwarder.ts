@@ -6,8 +6,16 @@
  * @module
  */
 
+import { NativeUdpSocket } from "../edge/native_udp.ts";
+import { udpNative } from "../ffi/udp.ts";
 import type { BindingTableOptions, RelayAddress } from "./binding_table.ts";
-import type { ForwarderStats, FromWorker, ToWorker } from "./worker_protocol.ts";
+import type {
+  ForwarderSocketChoice,
+  ForwarderSocketKind,
+  ForwarderStats,
+  FromWorker,
+  ToWorker,
+} from "./worker_protocol.ts";
 
 /** Options of {@linkcode RelayForwarder.start}. */
 export interface ForwarderOptions {
@@ -19,15 +27,37 @@ export interface ForwarderOptions {
   table: BindingTableOptions;
   /** How often the worker posts counters (ms); default 1,000. */
   statsIntervalMs?: number;
+  /**
+   * The UDP socket: `auto` (default) uses the native shim's batched socket
+   * when it loads and `Deno.listenDatagram` otherwise; `native` fails with
+   * NativeUnavailable instead of falling back; `deno` never tries the shim.
+   */
+  socket?: ForwarderSocketChoice;
+  /**
+   * Answer STUN Binding requests on the relay's port (default true), so one
+   * public port gives peers their reflexive address and the relay.
+   */
+  stun?: boolean;
 }
+
+/**
+ * Why a forwarder did not start: the port is taken or the address is bad, the
+ * options are bad, `socket: "native"` was asked and the shim does not load,
+ * or the worker itself failed.
+ */
+export type ForwarderStartErrorKind =
+  | "BindFailed"
+  | "BadOptions"
+  | "NativeUnavailable"
+  | "WorkerFailed";
 
 /** Thrown by {@linkcode RelayForwarder.start} when the worker cannot start. */
 export class ForwarderStartError extends Error {
   /** Why. */
-  readonly kind: "BindFailed" | "BadOptions" | "WorkerFailed";
+  readonly kind: ForwarderStartErrorKind;
 
   /** Creates the error. */
-  constructor(kind: "BindFailed" | "BadOptions" | "WorkerFailed", detail: string) {
+  constructor(kind: ForwarderStartErrorKind, detail: string) {
     super(`relay forwarder did not start (${kind}): ${detail}`);
     this.name = "ForwarderStartError";
     this.kind = kind;
@@ -38,51 +68,102 @@ export class ForwarderStartError extends Error {
 export class RelayForwarder {
   /** The bound UDP address. */
   readonly address: RelayAddress;
+  /** The socket the worker forwards with. */
+  readonly socket: ForwarderSocketKind;
+  /** Why `auto` fell back to the deno socket (undefined when it did not). */
+  readonly fallbackReason: string | undefined;
   readonly #worker: Worker;
+  /** The native socket, opened here (the opener) and attached by the worker. */
+  readonly #native: NativeUdpSocket | undefined;
   #latest: ForwarderStats | undefined;
   #listeners = new Set<(s: ForwarderStats) => void>();
   #stopped: Promise<ForwarderStats | undefined> | undefined;
   #resolveStopped: ((s: ForwarderStats | undefined) => void) | undefined;
   #terminated = false;
 
-  private constructor(worker: Worker, address: RelayAddress) {
+  private constructor(
+    worker: Worker,
+    address: RelayAddress,
+    socket: ForwarderSocketKind,
+    fallbackReason: string | undefined,
+    native: NativeUdpSocket | undefined,
+  ) {
     this.#worker = worker;
+    this.#native = native;
     this.address = address;
+    this.socket = socket;
+    this.fallbackReason = fallbackReason;
   }
 
-  /** Starts the worker and waits until its socket is bound. */
+  /**
+   * Opens the socket and starts the worker. The native socket is opened on
+   * this thread, which so stays its owner: `stop()` and `kill()` close it even
+   * when the worker is stuck or gone (its blocked receive returns at once).
+   */
   static start(options: ForwarderOptions): Promise<RelayForwarder> {
+    const hostname = options.hostname ?? "0.0.0.0";
+    const choice = options.socket ?? "auto";
+    let native: NativeUdpSocket | undefined;
+    let fallbackReason: string | undefined;
+    if (choice !== "deno") {
+      try {
+        udpNative();
+      } catch (e) {
+        const detail = e instanceof Error ? e.message : String(e);
+        if (choice === "native") {
+          return Promise.reject(new ForwarderStartError("NativeUnavailable", detail));
+        }
+        fallbackReason = detail;
+      }
+      if (fallbackReason === undefined) {
+        try {
+          native = NativeUdpSocket.open({ hostname, port: options.port });
+        } catch (e) {
+          const detail = e instanceof Error ? e.message : String(e);
+          return Promise.reject(new ForwarderStartError("BindFailed", detail));
+        }
+      }
+    }
     const worker = new Worker(new URL("./forwarder_worker.ts", import.meta.url), {
       type: "module",
       name: "wavry-relay-forwarder",
     });
     return new Promise((resolve, reject) => {
       let forwarder: RelayForwarder | undefined;
+      const fail = (error: ForwarderStartError) => {
+        worker.terminate();
+        void native?.close();
+        reject(error);
+      };
       worker.onerror = (e) => {
         e.preventDefault();
-        if (forwarder === undefined) {
-          worker.terminate();
-          reject(new ForwarderStartError("WorkerFailed", e.message));
-        }
+        if (forwarder === undefined) fail(new ForwarderStartError("WorkerFailed", e.message));
       };
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
         if (m.type === "ready") {
-          forwarder = new RelayForwarder(worker, m.address);
+          forwarder = new RelayForwarder(
+            worker,
+            native ? { hostname, port: native.localAddr.port } : m.address,
+            native ? "native" : "deno",
+            fallbackReason,
+            native,
+          );
           resolve(forwarder);
         } else if (m.type === "failed") {
-          worker.terminate();
-          reject(new ForwarderStartError(m.kind, m.detail));
+          fail(new ForwarderStartError(m.kind, m.detail));
         } else if (forwarder !== undefined) {
           forwarder.#onMessage(m);
         }
       };
       const start: ToWorker = {
         type: "start",
-        hostname: options.hostname ?? "0.0.0.0",
+        hostname,
         port: options.port,
         table: options.table,
         statsIntervalMs: options.statsIntervalMs ?? 1_000,
+        nativeFd: native?.fd,
+        stun: options.stun ?? true,
       };
       worker.postMessage(start);
     });
@@ -96,6 +177,7 @@ export class RelayForwarder {
     if (m.type === "stopped") {
       this.#worker.terminate();
       this.#terminated = true;
+      void this.#native?.close();
       this.#resolveStopped?.(m.stats);
     }
   }
@@ -113,7 +195,9 @@ export class RelayForwarder {
 
   /** Hands the worker a new lease verification key. */
   setLeasePublicKey(key: string): void {
-    if (!this.#terminated) this.#worker.postMessage({ type: "leaseKey", key } satisfies ToWorker);
+    if (this.#terminated) return;
+    this.#worker.postMessage({ type: "leaseKey", key } satisfies ToWorker);
+    if (this.#native !== undefined && !this.#native.closed) this.#native.wake();
   }
 
   /**
@@ -135,14 +219,18 @@ export class RelayForwarder {
       };
     });
     this.#worker.postMessage({ type: "stop" } satisfies ToWorker);
+    // The worker may be blocked waiting for datagrams: make it look at its messages.
+    if (this.#native !== undefined && !this.#native.closed) this.#native.wake();
     return this.#stopped;
   }
 
-  /** Terminates the worker at once (its socket closes with it), as a crash would. */
+  /** Terminates the worker at once and closes its socket, as a crash would. */
   kill(): void {
     if (this.#terminated) return;
     this.#terminated = true;
     this.#worker.terminate();
+    // Closing wakes a native receive the worker may be blocked in, so its thread can end.
+    void this.#native?.close();
     this.#resolveStopped?.(this.#latest);
   }
 }

@@ -8,6 +8,7 @@ import {
   leaseSecretKeyFromSeed,
 } from "../crypto/lease.ts";
 import { ForwarderStartError, RelayForwarder } from "./forwarder.ts";
+import { StunBindingClient } from "../core/stun/client.ts";
 import { TestPeer } from "./test_support.ts";
 import { BindState, decodeBindAck, decodeBindError, encodeBindRequest } from "./wire.ts";
 import type { ForwarderStats } from "./worker_protocol.ts";
@@ -37,81 +38,86 @@ function waitForStats(
   });
 }
 
-Deno.test("forwarder (real UDP, worker): two peers bind with a lease and exchange datagrams byte for byte; killing the relay stops delivery", async () => {
-  const alice = generateIdentity();
-  const bob = generateIdentity();
-  const now = Date.now();
-  const lease = issueLease(GATEWAY_SECRET, {
-    sessionId: "loopback-1",
-    peers: [encodePeerKey(alice.publicKey), encodePeerKey(bob.publicKey)],
-    relayId: RELAY_ID,
-    notBefore: new Date(now - 1000),
-    expiresAt: new Date(now + 600_000),
-    bandwidthBps: 1_000_000_000,
-    issuer: "test",
-  });
-  let relay: RelayForwarder | undefined;
-  const a = new TestPeer();
-  const b = new TestPeer();
-  const m = new TestPeer();
-  try {
-    relay = await RelayForwarder.start({
-      hostname: "127.0.0.1",
-      port: 0,
-      table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
-      statsIntervalMs: 50,
+for (const socket of ["native", "deno"] as const) {
+  Deno.test(`forwarder (real UDP, worker, ${socket} socket): two peers bind with a lease and exchange datagrams byte for byte; killing the relay stops delivery`, async () => {
+    const alice = generateIdentity();
+    const bob = generateIdentity();
+    const now = Date.now();
+    const lease = issueLease(GATEWAY_SECRET, {
+      sessionId: "loopback-1",
+      peers: [encodePeerKey(alice.publicKey), encodePeerKey(bob.publicKey)],
+      relayId: RELAY_ID,
+      notBefore: new Date(now - 1000),
+      expiresAt: new Date(now + 600_000),
+      bandwidthBps: 1_000_000_000,
+      issuer: "test",
     });
-    const to = relay.address;
+    let relay: RelayForwarder | undefined;
+    const a = new TestPeer();
+    const b = new TestPeer();
+    const m = new TestPeer();
+    try {
+      relay = await RelayForwarder.start({
+        hostname: "127.0.0.1",
+        port: 0,
+        table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+        statsIntervalMs: 50,
+        socket,
+      });
+      assertEquals(relay.socket, socket);
+      assertEquals(relay.fallbackReason, undefined);
+      const to = relay.address;
 
-    // A sniffed lease is useless to someone else: the relay answers small and binds nothing.
-    const stolen = encodeBindRequest(lease, generateIdentity(), Date.now());
-    await m.send(stolen, to);
-    const refusal = await m.next();
-    assertEquals(decodeBindError(refusal!.bytes)?.kind, "PeerNotInLease");
-    assert(refusal!.bytes.length < stolen.length);
+      // A sniffed lease is useless to someone else: the relay answers small and binds nothing.
+      const stolen = encodeBindRequest(lease, generateIdentity(), Date.now());
+      await m.send(stolen, to);
+      const refusal = await m.next();
+      assertEquals(decodeBindError(refusal!.bytes)?.kind, "PeerNotInLease");
+      assert(refusal!.bytes.length < stolen.length);
 
-    const reqA = encodeBindRequest(lease, alice, Date.now());
-    await a.send(reqA, to);
-    const ackA = decodeBindAck((await a.next())!.bytes);
-    assertEquals(ackA?.state, BindState.WaitingForPeer);
-    await b.send(encodeBindRequest(lease, bob, Date.now()), to);
-    const ackB = decodeBindAck((await b.next())!.bytes);
-    assertEquals(ackB?.state, BindState.Ready);
+      const reqA = encodeBindRequest(lease, alice, Date.now());
+      await a.send(reqA, to);
+      const ackA = decodeBindAck((await a.next())!.bytes);
+      assertEquals(ackA?.state, BindState.WaitingForPeer);
+      await b.send(encodeBindRequest(lease, bob, Date.now()), to);
+      const ackB = decodeBindAck((await b.next())!.bytes);
+      assertEquals(ackB?.state, BindState.Ready);
 
-    // Both ways, byte for byte, RIFT-looking datagrams of many sizes.
-    for (let i = 0; i < 40; i++) {
-      const [src, dst] = i % 2 === 0 ? [a, b] : [b, a];
-      const bytes = crypto.getRandomValues(new Uint8Array(1 + ((i * 97) % 1400)));
-      bytes[0] = 0xc0 | (bytes[0] & 0x3f);
-      await src.send(bytes, to);
-      const got = await dst.next();
-      assert(got !== undefined, `datagram ${i} was not delivered`);
-      assertEquals(got.from, to, "delivered from the relay's address");
-      assertEquals(got.bytes, bytes);
-    }
-    const s = await waitForStats(relay, (s) => s.counters.forwardedPackets >= 40);
-    assertEquals(s.counters.forwardedPackets, 40);
-    assertEquals(s.counters.drops.PeerNotInLease, 1);
-    assertEquals(s.readySessions, 1);
-    assertEquals(m.queued, 0, "the outsider received nothing else");
-
-    // Kill the relay mid-stream (terminate the worker, as a crash would).
-    relay.kill();
-    await new Promise((r) => setTimeout(r, 100));
-    const lost = new Uint8Array(100).fill(0xc1);
-    for (let i = 0; i < 5; i++) {
-      try {
-        await a.send(lost, to);
-      } catch {
-        // ECONNREFUSED from an earlier ICMP port-unreachable is also "the relay is gone"
+      // Both ways, byte for byte, RIFT-looking datagrams of many sizes.
+      for (let i = 0; i < 40; i++) {
+        const [src, dst] = i % 2 === 0 ? [a, b] : [b, a];
+        const bytes = crypto.getRandomValues(new Uint8Array(1 + ((i * 97) % 1400)));
+        bytes[0] = 0xc0 | (bytes[0] & 0x3f);
+        await src.send(bytes, to);
+        const got = await dst.next();
+        assert(got !== undefined, `datagram ${i} was not delivered`);
+        assertEquals(got.from, to, "delivered from the relay's address");
+        assertEquals(got.bytes, bytes);
       }
+      const s = await waitForStats(relay, (s) => s.counters.forwardedPackets >= 40);
+      assertEquals(s.counters.forwardedPackets, 40);
+      assertEquals(s.counters.drops.PeerNotInLease, 1);
+      assertEquals(s.readySessions, 1);
+      assertEquals(m.queued, 0, "the outsider received nothing else");
+
+      // Kill the relay mid-stream (terminate the worker, as a crash would).
+      relay.kill();
+      await new Promise((r) => setTimeout(r, 100));
+      const lost = new Uint8Array(100).fill(0xc1);
+      for (let i = 0; i < 5; i++) {
+        try {
+          await a.send(lost, to);
+        } catch {
+          // ECONNREFUSED from an earlier ICMP port-unreachable is also "the relay is gone"
+        }
+      }
+      assertEquals(await b.next(500), undefined, "nothing is delivered after the relay died");
+    } finally {
+      await relay?.stop();
+      await Promise.all([a.close(), b.close(), m.close()]);
     }
-    assertEquals(await b.next(500), undefined, "nothing is delivered after the relay died");
-  } finally {
-    await relay?.stop();
-    await Promise.all([a.close(), b.close(), m.close()]);
-  }
-});
+  });
+}
 
 Deno.test("forwarder (real UDP, worker): stop() closes the socket and returns final counters", async () => {
   const relay = await RelayForwarder.start({
@@ -125,7 +131,9 @@ Deno.test("forwarder (real UDP, worker): stop() closes the socket and returns fi
     await p.send(new Uint8Array([0xc1, 1, 2]), relay.address);
     await new Promise((r) => setTimeout(r, 100));
     const final = await relay.stop();
-    assertEquals(final?.counters.drops.ForeignProtocol, 1);
+    // First byte 0: the STUN path's, which finds no well-framed request there.
+    assertEquals(final?.stunDropped, 1);
+    assertEquals(final?.counters.drops.ForeignProtocol, 0);
     assertEquals(final?.counters.drops.UnboundSource, 1);
     // The port is free again.
     const again = Deno.listenDatagram({
@@ -149,6 +157,11 @@ Deno.test("forwarder: start failures come back as typed errors (port taken, bad 
       const options of [
         { port, table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC } },
         {
+          port,
+          socket: "deno" as const,
+          table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+        },
+        {
           port: 0,
           table: {
             relayId: RELAY_ID,
@@ -167,8 +180,124 @@ Deno.test("forwarder: start failures come back as typed errors (port taken, bad 
         kinds.push(e instanceof ForwarderStartError ? e.kind : String(e));
       }
     }
-    assertEquals(kinds, ["BindFailed", "BadOptions"]);
+    assertEquals(kinds, ["BindFailed", "BindFailed", "BadOptions"]);
   } finally {
     taken.close();
   }
 });
+
+Deno.test("forwarder (real UDP, native socket): bursts both ways arrive complete and in order per direction", async () => {
+  const alice = generateIdentity();
+  const bob = generateIdentity();
+  const now = Date.now();
+  const lease = issueLease(GATEWAY_SECRET, {
+    sessionId: "burst-1",
+    peers: [encodePeerKey(alice.publicKey), encodePeerKey(bob.publicKey)],
+    relayId: RELAY_ID,
+    notBefore: new Date(now - 1000),
+    expiresAt: new Date(now + 600_000),
+    bandwidthBps: 1_000_000_000,
+    issuer: "test",
+  });
+  const relay = await RelayForwarder.start({
+    hostname: "127.0.0.1",
+    port: 0,
+    table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+    statsIntervalMs: 50,
+    socket: "native",
+  });
+  const a = new TestPeer();
+  const b = new TestPeer();
+  try {
+    const to = relay.address;
+    await a.send(encodeBindRequest(lease, alice, Date.now()), to);
+    assertEquals(decodeBindAck((await a.next())!.bytes)?.state, BindState.WaitingForPeer);
+    await b.send(encodeBindRequest(lease, bob, Date.now()), to);
+    assertEquals(decodeBindAck((await b.next())!.bytes)?.state, BindState.Ready);
+    const N = 150;
+    const datagram = (from: number, i: number) => new Uint8Array([0xc2, from, i >> 8, i & 255]);
+    // Both peers send without waiting, so the worker sees batches holding both directions.
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < N; i++) await a.send(datagram(1, i), to);
+      })(),
+      (async () => {
+        for (let i = 0; i < N; i++) await b.send(datagram(2, i), to);
+      })(),
+    ]);
+    for (const [peer, from] of [[b, 1], [a, 2]] as const) {
+      for (let i = 0; i < N; i++) {
+        const got = await peer.next();
+        assertEquals(got?.bytes, datagram(from, i), `direction ${from}, datagram ${i}`);
+      }
+    }
+    const s = await waitForStats(relay, (s) => s.counters.forwardedPackets >= 2 * N);
+    assertEquals(s.counters.forwardedPackets, 2 * N);
+    assertEquals([s.sendErrors, s.truncated, s.exceptions], [0, 0, 0]);
+    assert(s.receiveCalls <= s.counters.datagramsIn);
+  } finally {
+    await relay.stop();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+for (const socket of ["native", "deno"] as const) {
+  Deno.test(`forwarder (${socket} socket): STUN Binding on the relay port gives a bound peer its reflexive address and leaves its binding alone`, async () => {
+    const alice = generateIdentity();
+    const bob = generateIdentity();
+    const now = Date.now();
+    const lease = issueLease(GATEWAY_SECRET, {
+      sessionId: "stun-1",
+      peers: [encodePeerKey(alice.publicKey), encodePeerKey(bob.publicKey)],
+      relayId: RELAY_ID,
+      notBefore: new Date(now - 1000),
+      expiresAt: new Date(now + 600_000),
+      bandwidthBps: 1_000_000_000,
+      issuer: "test",
+    });
+    const relay = await RelayForwarder.start({
+      hostname: "127.0.0.1",
+      port: 0,
+      table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+      statsIntervalMs: 50,
+      socket,
+    });
+    const a = new TestPeer();
+    const b = new TestPeer();
+    try {
+      const to = relay.address;
+      await a.send(encodeBindRequest(lease, alice, Date.now()), to);
+      assert(decodeBindAck((await a.next())!.bytes) !== undefined);
+      await b.send(encodeBindRequest(lease, bob, Date.now()), to);
+      assert(decodeBindAck((await b.next())!.bytes) !== undefined);
+
+      // Alice asks the relay's port for her reflexive address, from her bound port.
+      const client = new StunBindingClient({ server: { ...to, family: "IPv4" } }, 0);
+      await a.send(client.pollTransmit(0)!, to);
+      const answer = await a.next();
+      assert(answer !== undefined, "no STUN answer");
+      assertEquals(answer.from, to, "answered from the relay port");
+      assert(client.handleResponse(answer.bytes, 1));
+      const result = client.result();
+      assert(result?.ok, JSON.stringify(result));
+      assertEquals(
+        { hostname: result.mapped.hostname, port: result.mapped.port },
+        a.address,
+        "XOR-MAPPED-ADDRESS is alice's own address",
+      );
+      // Junk with a STUN first byte is counted, not answered.
+      await a.send(new Uint8Array([1, 1, 0, 0, 9]), to);
+      // Her binding still forwards.
+      await a.send(new Uint8Array([0xc3, 1, 2, 3]), to);
+      assertEquals((await b.next())?.bytes, new Uint8Array([0xc3, 1, 2, 3]));
+      assertEquals(b.queued, 0, "bob saw no STUN");
+      const s = await waitForStats(relay, (s) => s.stunAnswered === 1 && s.stunDropped === 1);
+      assertEquals([s.stunErrors, s.stunRateLimited], [0, 0]);
+      assertEquals(s.counters.drops.ForeignProtocol, 0);
+      assertEquals(s.counters.forwardedPackets, 1);
+    } finally {
+      await relay.stop();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+}

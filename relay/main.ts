@@ -5,6 +5,7 @@
  *                 [--listen 0.0.0.0:7300] [--public-address IP:PORT] [--http 127.0.0.1:9300]
  *                 [--identity ~/.config/wavry/relay.key] [--relay-id ID] [--name NAME]
  *                 [--capacity-mbps 1000] [--max-sessions 10000] [--idle-timeout-ms 30000]
+ *                 [--socket auto|native|deno]
  *
  * With `--master-url` it registers with the gateway, heartbeats, and takes the
  * lease key from it; `--lease-key` gives the key directly (then no gateway is
@@ -51,9 +52,14 @@ const { values } = parseArgs({
     "capacity-mbps": { type: "string", default: "1000" },
     "max-sessions": { type: "string", default: "10000" },
     "idle-timeout-ms": { type: "string", default: "30000" },
+    socket: { type: "string", default: "auto" },
   },
 });
 
+const socket = values.socket;
+if (socket !== "auto" && socket !== "native" && socket !== "deno") {
+  fail("--socket must be auto, native or deno");
+}
 const masterUrl = values["master-url"];
 const leaseKey = values["lease-key"];
 if (masterUrl === undefined && leaseKey === undefined) {
@@ -85,6 +91,7 @@ const relay = await startRelay({
     maxSessions: Math.floor(positive(values["max-sessions"], "--max-sessions")),
     idleTimeoutMs: positive(values["idle-timeout-ms"], "--idle-timeout-ms"),
   },
+  socket,
   log,
 });
 log(

@@ -48,6 +48,30 @@ export class RelayMetrics {
       sendErrors: counter("wavry_relay_send_errors_total", "Sends the kernel refused"),
       receiveErrors: counter("wavry_relay_receive_errors_total", "Failed receive calls"),
       exceptions: counter("wavry_relay_exceptions_total", "Exceptions caught per datagram"),
+      receiveCalls: counter(
+        "wavry_relay_receive_calls_total",
+        "Receive calls that returned datagrams (native: batches)",
+      ),
+      stunAnswered: counter(
+        "wavry_relay_stun_answered_total",
+        "STUN Binding success responses sent from the relay port",
+      ),
+      stunErrors: counter(
+        "wavry_relay_stun_error_responses_total",
+        "STUN error responses sent from the relay port",
+      ),
+      stunDropped: counter(
+        "wavry_relay_stun_dropped_total",
+        "Datagrams with first byte 0-3 left unanswered (not a STUN request)",
+      ),
+      stunRateLimited: counter(
+        "wavry_relay_stun_rate_limited_total",
+        "STUN requests unanswered: reply budget spent",
+      ),
+      truncated: counter(
+        "wavry_relay_truncated_total",
+        "Datagrams longer than a native receive slot, dropped",
+      ),
     };
     this.#sessions = new client.Gauge({
       name: "wavry_relay_sessions",
@@ -92,6 +116,12 @@ export class RelayMetrics {
       sendErrors: s.sendErrors,
       receiveErrors: s.receiveErrors,
       exceptions: s.exceptions,
+      receiveCalls: s.receiveCalls,
+      truncated: s.truncated,
+      stunAnswered: s.stunAnswered,
+      stunErrors: s.stunErrors,
+      stunDropped: s.stunDropped,
+      stunRateLimited: s.stunRateLimited,
     } as unknown as Record<string, number>);
     const now = flat(stats);
     const before = last ? flat(last) : undefined;

@@ -12,7 +12,7 @@ import { RelayForwarder } from "./forwarder.ts";
 import { RelayMetrics } from "./metrics.ts";
 import { RelayRegistration } from "./registration.ts";
 import type { RelayGatewayLink } from "./registration.ts";
-import type { ForwarderStats } from "./worker_protocol.ts";
+import type { ForwarderSocketChoice, ForwarderStats } from "./worker_protocol.ts";
 
 /** Options of {@linkcode startRelay}. */
 export interface RelayServerOptions {
@@ -34,6 +34,8 @@ export interface RelayServerOptions {
   heartbeatIntervalMs?: number;
   /** How often the worker posts counters (ms); default 1,000. */
   statsIntervalMs?: number;
+  /** The forwarder's UDP socket (`ForwarderOptions.socket`); default "auto". */
+  socket?: ForwarderSocketChoice;
   /** Binding table limits (relay id and lease key are filled in). */
   table?: Omit<BindingTableOptions, "relayId" | "leasePublicKey">;
   /** Log lines. */
@@ -84,7 +86,15 @@ export async function startRelay(o: RelayServerOptions): Promise<RunningRelay> {
     port: o.listen.port,
     table: { ...o.table, relayId: o.relayId, leasePublicKey },
     statsIntervalMs,
+    socket: o.socket,
   });
+  log(
+    forwarder.socket === "native"
+      ? "forwarding with the native batched UDP socket (recvmmsg/sendmmsg)"
+      : `forwarding with Deno's UDP socket${
+        forwarder.fallbackReason ? ` (native shim unavailable: ${forwarder.fallbackReason})` : ""
+      }`,
+  );
   const metrics = new RelayMetrics(o.relayId);
   let load = 0;
   let previous: ForwarderStats | undefined;
@@ -150,6 +160,8 @@ export async function startRelay(o: RelayServerOptions): Promise<RunningRelay> {
         status: workerOk ? "ok" : "unhealthy",
         relayId: o.relayId,
         udp: formatAddress(udp),
+        socket: forwarder.socket,
+        socketFallbackReason: forwarder.fallbackReason ?? null,
         publicAddress: formatAddress(publicAddress),
         sessions: s?.sessions ?? 0,
         readySessions: s?.readySessions ?? 0,

@@ -75,6 +75,7 @@ Deno.test("server: refusals show up by kind at /metrics; /health reports the wor
     assertEquals(metricValue(text, "wavry_relay_dropped_total", "LeaseForged"), 0);
     assertEquals(metricValue(text, "wavry_relay_replies_total"), 2);
     assert(text.includes('relay="relay-metrics"'));
+    assert(text.includes("wavry_relay_stun_answered_total"), "STUN on the relay port is counted");
 
     const health = await fetch(`${base}/health`);
     assertEquals(health.status, 200);
@@ -82,6 +83,8 @@ Deno.test("server: refusals show up by kind at /metrics; /health reports the wor
     assertEquals(h.status, "ok");
     assertEquals(h.relayId, "relay-metrics");
     assertEquals(h.gatewayRegistered, null);
+    // The shim is built in this repo (make -C ffi), so the batched native socket is in use.
+    assertEquals([h.socket, h.socketFallbackReason], ["native", null]);
     assertEquals(
       (await fetch(`${base}/nope`).then(async (r) => [r.status, await r.text()]))[0],
       404,

@@ -7,6 +7,16 @@
 
 import type { BindingTableOptions, RelayAddress, RelayCounters } from "./binding_table.ts";
 
+/**
+ * Which UDP socket the worker forwards with: `native` = the shim's socket
+ * (`edge/native_udp.ts`: recvmmsg/sendmmsg, batches of up to 64), `deno` =
+ * `Deno.listenDatagram` (one op per datagram each way).
+ */
+export type ForwarderSocketKind = "native" | "deno";
+
+/** What the worker is asked for: `auto` = native when the shim loads, else deno. */
+export type ForwarderSocketChoice = ForwarderSocketKind | "auto";
+
 /** Main → worker: bind the socket and start forwarding. */
 export interface StartMessage {
   /** Message type. */
@@ -19,6 +29,13 @@ export interface StartMessage {
   table: BindingTableOptions;
   /** How often the worker posts its counters (ms). */
   statsIntervalMs: number;
+  /**
+   * The native socket the main thread opened (`NativeUdpSocket.fd`), to
+   * attach; undefined: bind a `Deno.listenDatagram` socket here.
+   */
+  nativeFd?: number;
+  /** Answer STUN Binding requests (first bytes 0–3) on the relay socket. */
+  stun: boolean;
 }
 
 /** Main → worker: the gateway's lease key changed. */
@@ -38,6 +55,25 @@ export interface StopMessage {
 /** Anything the main thread sends. */
 export type ToWorker = StartMessage | LeaseKeyMessage | StopMessage;
 
+/**
+ * Upper bounds (µs, exclusive) of the residence histogram's buckets; the last
+ * is Infinity.
+ */
+export const RESIDENCE_BUCKETS_US: readonly number[] = [
+  16,
+  32,
+  64,
+  128,
+  256,
+  512,
+  1_024,
+  2_048,
+  4_096,
+  8_192,
+  16_384,
+  Infinity,
+];
+
 /** What the worker reports periodically and when it stops. */
 export interface ForwarderStats {
   /** The binding table's counters. */
@@ -54,6 +90,26 @@ export interface ForwarderStats {
   receiveErrors: number;
   /** Exceptions caught in the forwarding loop. */
   exceptions: number;
+  /** Receive calls that returned datagrams (native: one per batch; deno: one per datagram). */
+  receiveCalls: number;
+  /** Native socket: datagrams longer than a receive slot, dropped before the table saw them. */
+  truncated: number;
+  /**
+   * Native socket: datagrams of each batch (forwarded, answered or dropped) by
+   * time from their kernel arrival to the end of their batch's sends, counted
+   * per bucket of {@linkcode RESIDENCE_BUCKETS_US} (cumulative). It covers
+   * the worker's wake-up, the table and the send: the relay's own latency.
+   * All zero with the deno socket (it has no arrival times).
+   */
+  residenceUs: number[];
+  /** STUN Binding success responses sent. */
+  stunAnswered: number;
+  /** STUN error responses sent (400, 420). */
+  stunErrors: number;
+  /** Datagrams with first byte 0–3 left unanswered (not a well-framed request, indications…). */
+  stunDropped: number;
+  /** STUN requests left unanswered because the reply budget was spent. */
+  stunRateLimited: number;
   /** When the snapshot was taken (ms since the epoch). */
   atMs: number;
 }
