@@ -55,6 +55,11 @@ export interface DemoOptions {
    * answers the client's connect request with ICE (docs/CONNECT.md).
    */
   viaGateway?: boolean;
+  /**
+   * With `viaGateway`: neither side offers a candidate (no host addresses, no
+   * STUN), so the checks fail at the bound and the stream goes through the relay.
+   */
+  forceRelay?: boolean;
   /** Log lines of the gateway path (connect procedure, path chosen). */
   onLog?: (line: string) => void;
 }
@@ -147,7 +152,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       fps,
       bitrateBps: options.bitrateBps ?? 8_000_000,
       identity: hostIdentity,
-      ice: reach ? { stunServer: reach.stun, includeLoopback: true } : undefined,
+      ice: reach
+        ? options.forceRelay
+          ? { hostAddresses: [] }
+          : { stunServer: reach.stun, includeLoopback: true }
+        : undefined,
       connectEvents: reach?.link,
     });
     cleanup.push(() => host.stop());
@@ -168,7 +177,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       identity: clientIdentity,
       expectHost: hostIdentity.publicKey,
       ice: session
-        ? { options: { stunServer: reach!.stun, includeLoopback: true }, signaling: session }
+        ? {
+          options: options.forceRelay
+            ? { hostAddresses: [] }
+            : { stunServer: reach!.stun, includeLoopback: true },
+          signaling: session,
+        }
         : undefined,
     });
     cleanup.push(() => client.stop());

@@ -150,6 +150,9 @@ export class IceConnection implements AttachedSocket {
   #outcome: Promise<IceOutcome> | undefined;
   #resolveOutcome: ((o: IceOutcome) => void) | undefined;
   #closed = false;
+  /** Set when no pair ever formed by the direct bound (the agent itself would wait forever). */
+  #noPairs = false;
+  #guard: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     socket: UdpSocket | IceTransport,
@@ -249,6 +252,15 @@ export class IceConnection implements AttachedSocket {
       }
     }
     this.#startedAt = performance.now();
+    // With no pair at all (no usable candidate on one side) the agent never starts checking;
+    // give up at the direct bound so the caller falls back to the relay like any failure.
+    clearTimeout(this.#guard);
+    this.#guard = setTimeout(() => {
+      if (this.agent.state !== "new" || this.#closed) return;
+      this.#noPairs = true;
+      this.#failure = "no candidate pair to check";
+      this.#checkOutcome();
+    }, this.agent.timing.directBoundMs);
     this.#pump();
     return ok({ refused });
   }
@@ -279,6 +291,7 @@ export class IceConnection implements AttachedSocket {
   /** Stops the timers and closes the socket. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#guard);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#bindingTimer !== undefined) clearTimeout(this.#bindingTimer);
     this.#timer = undefined;
@@ -356,7 +369,7 @@ export class IceConnection implements AttachedSocket {
     if (pair) {
       this.#resolveOutcome({ ok: true, remote: this.remote!, pair, elapsedMs });
       this.#resolveOutcome = undefined;
-    } else if (this.agent.state === "failed") {
+    } else if (this.agent.state === "failed" || this.#noPairs) {
       this.#resolveOutcome({ ok: false, reason: this.#failure, elapsedMs });
       this.#resolveOutcome = undefined;
     }
