@@ -26,6 +26,12 @@
  * The recovered/not decision uses the codes' erasure properties (proven by
  * core/fec tests); the first `--verify` frames of every scenario are also
  * run through the real encoder and decoder and must agree byte for byte.
+ * With retransmission (rs+rtx, adaptive+rtx): a frame the code cannot rebuild
+ * gets one NACK round, as the session does when 1.5 RTT + 20 ms fits the
+ * 150 ms deadline (RTT 20 ms here): its missing data fragments are sent again
+ * through the same loss process (so a burst can take them too), and the frame
+ * is complete if the data and parity received then reach k.
+ *
  * Then the RS codec's encode and decode throughput (data bytes per second)
  * for k = 35, m = 7, 1200-byte shards, decoding 7 lost data shards.
  *
@@ -166,6 +172,17 @@ interface Result {
   m: number;
   adaptive: number;
   adaptiveOverhead: number;
+  rsRtx: number;
+  adaptiveRtx: number;
+}
+
+/** One NACK round for a frame the code could not rebuild; true when it then completes. */
+function withRetransmission(lost: boolean[], k: number, m: number, loss: LossProcess): boolean {
+  const lostCount = lost.filter((l) => l).length;
+  if (lostCount <= m) return true;
+  const missingData = lost.slice(0, k).filter((l) => l).length;
+  const again = loss.frame(missingData).filter((l) => !l).length;
+  return k + m - lostCount + again >= k;
 }
 
 function run(stream: Stream, sc: Scenario, seed: number): Result {
@@ -177,6 +194,11 @@ function run(stream: Stream, sc: Scenario, seed: number): Result {
   const lossXor = new LossProcess(sc.loss, seed + 1);
   const lossRs = new LossProcess(sc.loss, seed + 2);
   const lossAd = new LossProcess(sc.loss, seed + 3);
+  const lossRsRtx = new LossProcess(sc.loss, seed + 4);
+  const lossAdRtx = new LossProcess(sc.loss, seed + 5);
+  const estRtx = new AdaptiveFecPolicy();
+  const pendingRtx: boolean[][] = [];
+  let rsRtx = 0, adRtx = 0;
   const est = new AdaptiveFecPolicy();
   const pending: boolean[][] = [];
   let none = 0, xor = 0, rs = 0, ad = 0, adParity = 0;
@@ -191,6 +213,12 @@ function run(stream: Stream, sc: Scenario, seed: number): Result {
     adParity += ma;
     pending.push(lostAd);
     if (pending.length > FEEDBACK_LAG_FRAMES) est.observe(pending.shift()!);
+    if (withRetransmission(lossRsRtx.frame(k + m), k, m, lossRsRtx)) rsRtx++;
+    const mr = estRtx.parityFor(k);
+    const lostAdRtx = lossAdRtx.frame(k + mr);
+    if (withRetransmission(lostAdRtx, k, mr, lossAdRtx)) adRtx++;
+    pendingRtx.push(lostAdRtx);
+    if (pendingRtx.length > FEEDBACK_LAG_FRAMES) estRtx.observe(pendingRtx.shift()!);
   }
   return {
     none: none / FRAMES,
@@ -199,6 +227,8 @@ function run(stream: Stream, sc: Scenario, seed: number): Result {
     m,
     adaptive: ad / FRAMES,
     adaptiveOverhead: adParity / (FRAMES * k),
+    rsRtx: rsRtx / FRAMES,
+    adaptiveRtx: adRtx / FRAMES,
   };
 }
 
@@ -235,9 +265,11 @@ console.log(
     `xor and rs at the same overhead m = ceil(0.2 k); adaptive targets ${TARGET_RESIDUAL} residual`,
 );
 console.log(
-  "stream        loss              k   m  overhead     none      xor       rs | adaptive  adapt_oh",
+  "stream        loss              k   m  overhead     none      xor       rs | adaptive  adapt_oh |" +
+    "   rs+rtx  adapt+rtx",
 );
 let last: Result | undefined;
+let bursty: Result | undefined;
 for (const stream of STREAMS) {
   for (const sc of SCENARIOS) {
     const r = run(stream, sc, SEED);
@@ -246,9 +278,10 @@ for (const stream of STREAMS) {
         String(r.m).padStart(3)
       }  ${(r.m / stream.k).toFixed(3).padStart(8)} ${pct(r.none)} ${pct(r.xor)} ${pct(r.rs)} |${
         pct(r.adaptive)
-      }  ${r.adaptiveOverhead.toFixed(3).padStart(8)}`,
+      }  ${r.adaptiveOverhead.toFixed(3).padStart(8)} |${pct(r.rsRtx)}  ${pct(r.adaptiveRtx)}`,
     );
     if (stream === STREAMS[0] && sc.name === "bernoulli 5%") last = r;
+    if (stream === STREAMS[0] && sc.name.startsWith("GE")) bursty = r;
   }
 }
 const tp = throughput();
@@ -258,6 +291,13 @@ console.log(
 );
 console.log(
   `# adaptive at loss=0.05 (1080p): mean overhead ${last!.adaptiveOverhead.toFixed(3)}`,
+);
+console.log(
+  `# GE 5% burst 3 (1080p), one NACK round at 20 ms RTT: rs=${bursty!.rs.toFixed(4)} ` +
+    `rs+rtx=${bursty!.rsRtx.toFixed(4)} adaptive=${bursty!.adaptive.toFixed(4)} ` +
+    `adaptive+rtx=${bursty!.adaptiveRtx.toFixed(4)} (adaptive overhead ${
+      bursty!.adaptiveOverhead.toFixed(3)
+    })`,
 );
 console.log(
   `loss=0.05 overhead=0.20 frames_ok_xor=${last!.xor.toFixed(4)} frames_ok_rs=${

@@ -291,6 +291,7 @@ export class WavryClient {
       rtt: `${s.rttMs.toFixed(2)} ms`,
       loss: `${(100 * s.loss).toFixed(2)} %`,
       "fec recoveries": s.fecRecoveries,
+      "retransmit recoveries": `${stats.retransmitRecoveries} of ${stats.nacksSent} nacked`,
       "frames dropped": s.framesDropped,
       path:
         `${this.connection.path} (${this.connection.remote.hostname}:${this.connection.remote.port})`,

@@ -86,6 +86,8 @@ const EMPTY_MEDIA_STATS: MediaReceiveStats = {
   framesLost: 0,
   fecRecoveries: 0,
   datagramsDropped: 0,
+  nacksSent: 0,
+  retransmitRecoveries: 0,
 };
 
 function monoMinusPerfUs(): number {

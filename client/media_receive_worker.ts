@@ -27,6 +27,9 @@ export interface MediaReceiveStats {
   framesLost: number;
   fecRecoveries: number;
   datagramsDropped: number;
+  /** Frames NACKed, and how many of those then completed in time. */
+  nacksSent: number;
+  retransmitRecoveries: number;
 }
 
 /** Worker → parent. */
@@ -63,6 +66,15 @@ function drain(arrivedMonoMs: number): void {
         ]);
         break;
       }
+      case "nack":
+        port?.postMessage(
+          {
+            type: "nack",
+            frameId: event.frameId,
+            indexes: event.indexes,
+          } satisfies SessionPortMessage,
+        );
+        break;
       case "video-frame-lost":
         scope.postMessage(event);
         // Ask at once: waiting for the next loss signal would freeze the picture longer.
@@ -116,6 +128,8 @@ function onPort(event: MessageEvent<MediaPortMessage>): void {
             framesLost: s.framesLost,
             fecRecoveries: s.fecRecoveries,
             datagramsDropped: dropped,
+            nacksSent: s.nacksSent,
+            retransmitRecoveries: s.retransmitRecoveries,
           },
         });
       }, 250);
@@ -133,6 +147,9 @@ function onPort(event: MessageEvent<MediaPortMessage>): void {
       drain(last);
       break;
     }
+    case "rtt":
+      receiver?.setRetransmission(m.rttMs);
+      break;
     case "closed":
       stop();
       break;

@@ -104,6 +104,8 @@ export type NetWorkerEvent =
 /** Net worker → media receive worker (over the MessagePort). */
 export type MediaPortMessage =
   | { type: "lane"; lane: MediaLaneState }
+  /** The session's smoothed RTT for selective retransmission (undefined: off or unmeasured). */
+  | { type: "rtt"; rttMs: number | undefined }
   /** Media-lane datagrams, concatenated in `bytes`, with their lengths and arrival times (CLOCK_MONOTONIC ms). */
   | { type: "datagrams"; bytes: ArrayBuffer; lengths: number[]; arrivedMonoMs: number[] }
   | { type: "closed" };
@@ -111,7 +113,8 @@ export type MediaPortMessage =
 /** Media receive worker → net worker (over the MessagePort). */
 export type SessionPortMessage =
   | { type: "arrivals"; arrivals: MediaArrival[]; lostTotal: number }
-  | { type: "keyframe"; lastCompleteFrameId: number };
+  | { type: "keyframe"; lastCompleteFrameId: number }
+  | { type: "nack"; frameId: number; indexes: number[] };
 
 interface WorkerScope {
   onmessage: ((event: MessageEvent<NetWorkerCommand>) => void) | null;
@@ -304,6 +307,7 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
     const m = event.data;
     if (m.type === "arrivals") connected.reportMediaArrivals(m.arrivals, m.lostTotal);
     else if (m.type === "keyframe") connected.requestKeyframe(m.lastCompleteFrameId);
+    else if (m.type === "nack") connected.sendNack(m.frameId, m.indexes);
   };
   scope.postMessage({
     type: "connected",
@@ -316,6 +320,9 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
   });
   snapshotTimer = setInterval(() => {
     scope.postMessage({ type: "snapshot", snapshot: snapshot(connected) });
+    mediaPort.postMessage(
+      { type: "rtt", rttMs: connected.session.retransmitRttMs } satisfies MediaPortMessage,
+    );
   }, 250);
   for await (const event of connected.events()) {
     if (event.type === "control") scope.postMessage({ type: "control", data: event.data });

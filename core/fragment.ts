@@ -354,6 +354,28 @@ export class Reassembler {
   }
 
   /**
+   * Pending frames sent before `frameId` (serial-number order), oldest first,
+   * with the fragment indexes still missing and their current deadline.
+   */
+  incompleteBefore(frameId: number): { frameId: number; missing: number[]; deadline: number }[] {
+    const out: { frameId: number; missing: number[]; deadline: number }[] = [];
+    for (const p of this.#pending.values()) {
+      const behind = (frameId - p.frameId) >>> 0;
+      if (behind === 0 || behind >= HALF_SERIAL) continue;
+      const missing: number[] = [];
+      for (let i = 0; i < p.count; i++) if (p.received[i] === 0) missing.push(i);
+      out.push({ frameId: p.frameId, missing, deadline: p.deadline });
+    }
+    return out.sort((a, b) => ((a.frameId - b.frameId) >>> 0) < HALF_SERIAL ? 1 : -1);
+  }
+
+  /** Moves a pending frame's deadline earlier (never later than it was). */
+  hasten(frameId: number, deadline: number): void {
+    const p = this.#pending.get(frameId);
+    if (p !== undefined) p.deadline = Math.min(p.deadline, deadline);
+  }
+
+  /**
    * Gives up every pending frame whose deadline is ≤ `now` and returns the
    * ids of all frames given up since the last call (including frames evicted
    * or rejected as oversized), each exactly once, so the caller can request a

@@ -100,6 +100,8 @@ export type MediaDropKind =
 export type MediaEvent =
   | { type: "video-frame"; frame: EncodedFrame }
   | { type: "video-frame-lost"; frameId: number }
+  /** Fragments to ask for again (send a NACK frame on the session lane). */
+  | { type: "nack"; frameId: number; indexes: number[] }
   | { type: "audio"; sequence: number; captureTimeUs: number; data: Uint8Array };
 
 /** Counters of the sending half. */
@@ -112,6 +114,10 @@ export interface MediaSenderStats {
   framesQueued: number;
   /** FEC parity frames queued. */
   parityQueued: number;
+  /** Fragments sent again after a NACK. */
+  retransmitted: number;
+  /** NACKed fragments no longer held (the frame was too old). */
+  retransmitMisses: number;
 }
 
 /** Counters of the receiving half. */
@@ -132,7 +138,16 @@ export interface MediaReceiverStats {
   fecRecoveries: number;
   /** Id of the last frame reassembled (0 before the first). */
   lastCompleteFrameId: number;
+  /** Frames NACKed (selective retransmission asked for). */
+  nacksSent: number;
+  /** NACKed frames that then completed in time. */
+  retransmitRecoveries: number;
 }
+
+/** Frames a sender keeps for selective retransmission. */
+const RETAINED_FRAMES = 32;
+/** Frames whose loss handling the receiver remembers (NACK once per frame). */
+const REVIEWED_FRAMES = 256;
 
 function toMicros(ms: number): number {
   return Math.round(ms * 1000);
@@ -155,7 +170,10 @@ export class MediaSender {
     bytesSent: 0,
     framesQueued: 0,
     parityQueued: 0,
+    retransmitted: 0,
+    retransmitMisses: 0,
   };
+  readonly #retained = new Map<number, VideoFragmentFrame[]>();
 
   /** Builds the sending half from a detached lane state. */
   constructor(state: MediaLaneState, now: number) {
@@ -208,11 +226,34 @@ export class MediaSender {
     if (this.#closed) return;
     const fragments = fragmentFrame(frame, this.maxVideoPayload);
     for (const fragment of fragments) this.#video.push(fragment);
+    this.#retained.set(frame.frameId, fragments);
+    if (this.#retained.size > RETAINED_FRAMES) {
+      this.#retained.delete(this.#retained.keys().next().value!);
+    }
     // Parity follows its frame's fragments, so a loss is repaired before the frame's deadline.
     const parity = protectFrame(fragments, this.#fec);
     for (const p of parity) this.#video.push(p);
     this.#stats.framesQueued++;
     this.#stats.parityQueued += parity.length;
+  }
+
+  /**
+   * Sends fragments of a recent frame again (a NACK arrived), ahead of queued
+   * video: they complete an older frame the receiver is waiting on, while the
+   * queued ones belong to frames it cannot decode before that one anyway.
+   * Returns how many were queued; a frame no longer held is ignored.
+   */
+  retransmit(frameId: number, indexes: readonly number[]): number {
+    if (this.#closed) return 0;
+    const fragments = this.#retained.get(frameId);
+    if (fragments === undefined) {
+      this.#stats.retransmitMisses += indexes.length;
+      return 0;
+    }
+    const again = indexes.flatMap((i) => i < fragments.length ? [fragments[i]] : []);
+    this.#video.unshift(...again);
+    this.#stats.retransmitted += again.length;
+    return again.length;
   }
 
   /** Queues one audio packet (unreliable: late audio is useless); audio goes ahead of video. */
@@ -226,6 +267,7 @@ export class MediaSender {
     this.#closed = true;
     this.#audio.length = 0;
     this.#video.length = 0;
+    this.#retained.clear();
   }
 
   /** The next media datagram, or undefined when nothing is queued. */
@@ -286,6 +328,11 @@ export class MediaReceiver {
   readonly #fec = new FecReceiver();
   readonly #events: MediaEvent[] = [];
   #arrivals: MediaArrival[] = [];
+  #retransmitRttMs: number | undefined;
+  readonly #reviewed = new Set<number>();
+  /** Frames NACKed and not yet complete or lost: later frames wait for them (decode order). */
+  readonly #awaiting = new Set<number>();
+  #held: EncodedFrame[] = [];
   #largestReceived = -1;
   #receivedCount = 0;
   readonly #stats: MediaReceiverStats = {
@@ -297,6 +344,8 @@ export class MediaReceiver {
     framesLost: 0,
     fecRecoveries: 0,
     lastCompleteFrameId: 0,
+    nacksSent: 0,
+    retransmitRecoveries: 0,
   };
 
   /** Builds the receiving half from a detached lane state. */
@@ -314,6 +363,17 @@ export class MediaReceiver {
     this.#stats.packetsLost = Math.max(0, this.#largestReceived + 1 - this.#receivedCount);
     this.#stats.fecRecoveries = this.#fec.recovered;
     return structuredClone(this.#stats);
+  }
+
+  /**
+   * Enables selective retransmission with the current smoothed RTT (ms), or
+   * disables it (undefined). A frame is NACKed only when a retransmission can
+   * still arrive before the frame's deadline.
+   */
+  setRetransmission(rttMs: number | undefined): void {
+    this.#retransmitRttMs = rttMs !== undefined && rttMs >= 0 && Number.isFinite(rttMs)
+      ? rttMs
+      : undefined;
   }
 
   /** Packets the sender should count as lost (for the FEEDBACK frame's `lost_total`). */
@@ -386,11 +446,57 @@ export class MediaReceiver {
     if (complete === undefined) return;
     this.#stats.framesCompleted++;
     this.#stats.lastCompleteFrameId = complete.frameId;
-    // An older frame still incomplete now can only complete if its packets were reordered (they
-    // and its parity left first): after a short grace it is lost, and the keyframe request leaves
-    // then, not at the full reassembly deadline.
-    this.#reassembler.hastenBefore(complete.frameId, now + this.#lossGraceMs);
-    this.#events.push({ type: "video-frame", frame: complete });
+    if (this.#awaiting.delete(complete.frameId)) this.#stats.retransmitRecoveries++;
+    this.#reviewOlder(complete.frameId, now);
+    this.#held.push(complete);
+    this.#release();
+  }
+
+  /**
+   * A frame's fragments and FEC parity all leave before the next frame's, so
+   * an older frame still incomplete once a newer one is whole lacks packets
+   * FEC could not rebuild: NACK them when a retransmission fits before its
+   * deadline, else give it up after a short reordering grace (so the keyframe
+   * request leaves then, not at the full reassembly deadline).
+   */
+  #reviewOlder(frameId: number, now: number): void {
+    for (const f of this.#reassembler.incompleteBefore(frameId)) {
+      if (this.#reviewed.has(f.frameId)) continue;
+      this.#reviewed.add(f.frameId);
+      if (this.#reviewed.size > REVIEWED_FRAMES) {
+        this.#reviewed.delete(this.#reviewed.values().next().value!);
+      }
+      const rtt = this.#retransmitRttMs;
+      const wait = rtt === undefined ? Infinity : 1.5 * rtt + this.#lossGraceMs;
+      if (now + wait < f.deadline && f.missing.length > 0 && f.missing.length <= 255) {
+        this.#stats.nacksSent++;
+        this.#awaiting.add(f.frameId);
+        this.#events.push({ type: "nack", frameId: f.frameId, indexes: f.missing });
+        this.#reassembler.hasten(f.frameId, now + wait);
+      } else {
+        this.#reassembler.hasten(f.frameId, now + this.#lossGraceMs);
+      }
+    }
+  }
+
+  /** Delivers completed frames in order: none overtakes a NACKed frame still on its way. */
+  #release(): void {
+    if (this.#held.length === 0) return;
+    const blocked = (frameId: number) => {
+      for (const a of this.#awaiting) {
+        const behind = (frameId - a) >>> 0;
+        if (behind !== 0 && behind < 0x80000000) return true;
+      }
+      return false;
+    };
+    // Oldest first (serial-number order), whatever order they completed in.
+    this.#held.sort((a, b) => ((b.frameId - a.frameId) >>> 0) < 0x80000000 ? -1 : 1);
+    const keep: EncodedFrame[] = [];
+    for (const frame of this.#held) {
+      if (blocked(frame.frameId)) keep.push(frame);
+      else this.#events.push({ type: "video-frame", frame });
+    }
+    this.#held = keep;
   }
 
   /** Arrivals since the last call, for the session lane's FEEDBACK frames. */
@@ -409,8 +515,10 @@ export class MediaReceiver {
   handleTimeout(now: number): void {
     for (const frameId of this.#reassembler.expire(now)) {
       this.#stats.framesLost++;
+      this.#awaiting.delete(frameId);
       this.#events.push({ type: "video-frame-lost", frameId });
     }
+    this.#release();
   }
 
   /** The next event, once each. */

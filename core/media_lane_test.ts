@@ -196,3 +196,55 @@ Deno.test("input first: an input event queued behind a keyframe leaves before an
   // The media backlog follows.
   assert.ok(isMediaLaneDatagram(client.pollTransmit(5)!));
 });
+
+Deno.test("selective retransmission: a NACKed fragment completes the frame, delivered before the later one", () => {
+  const { host, client } = establishedPair(10);
+  const sender = new MediaSender(host.detachMedia(), 0);
+  const receiver = new MediaReceiver(client.detachMedia(), 0);
+  receiver.setRetransmission(20);
+  const data = new Rng(11).bytes(5_000);
+  sender.sendVideoFrame({ frameId: 1, captureTimeUs: 1, keyframe: true, data });
+  const first = drain(sender, 1);
+  sender.sendVideoFrame({ frameId: 2, captureTimeUs: 2, keyframe: false, data });
+  const second = drain(sender, 1);
+  for (const d of first.slice(1)) receiver.handleDatagram(d, 2);
+  for (const d of second) receiver.handleDatagram(d, 3);
+  const nack = receiver.pollEvent();
+  assert.deepEqual(nack, { type: "nack", frameId: 1, indexes: [0] });
+  // Frame 2 waits for frame 1 (the decoder needs them in order), within 1.5 RTT + grace.
+  assert.equal(receiver.pollEvent(), undefined);
+  assert.equal(receiver.pollTimeout(), 3 + 1.5 * 20 + 20);
+  assert.equal(sender.retransmit(1, [0]), 1);
+  for (const d of drain(sender, 10)) receiver.handleDatagram(d, 25);
+  const events = [];
+  for (let e; (e = receiver.pollEvent()) !== undefined;) events.push(e);
+  assert.deepEqual(
+    events.map((e) => e.type === "video-frame" ? e.frame.frameId : e.type),
+    [1, 2],
+  );
+  assert.deepEqual(
+    events[0].type === "video-frame" ? events[0].frame.data : undefined,
+    data,
+  );
+  assert.equal(receiver.stats.retransmitRecoveries, 1);
+  // A frame no longer held is a miss, not an error.
+  assert.equal(sender.retransmit(999, [0]), 0);
+  assert.equal(sender.stats.retransmitMisses, 1);
+});
+
+Deno.test("selective retransmission: without an RTT that fits the deadline, no NACK, lost after the grace", () => {
+  const { host, client } = establishedPair(12);
+  const sender = new MediaSender(host.detachMedia(), 0);
+  const receiver = new MediaReceiver(client.detachMedia(), 0);
+  receiver.setRetransmission(200); // 1.5 RTT does not fit the 150 ms deadline
+  const data = new Rng(13).bytes(5_000);
+  sender.sendVideoFrame({ frameId: 1, captureTimeUs: 1, keyframe: true, data });
+  const first = drain(sender, 1);
+  sender.sendVideoFrame({ frameId: 2, captureTimeUs: 2, keyframe: false, data });
+  for (const d of first.slice(1)) receiver.handleDatagram(d, 2);
+  for (const d of drain(sender, 1)) receiver.handleDatagram(d, 3);
+  assert.equal(receiver.pollEvent()?.type, "video-frame");
+  receiver.handleTimeout(23);
+  assert.equal(receiver.pollEvent()?.type, "video-frame-lost");
+  assert.equal(receiver.stats.nacksSent, 0);
+});

@@ -96,6 +96,11 @@ export interface SessionConfig {
   frameDeadlineMs: number;
   /** Give up an incomplete frame this long after a later frame completed (reordering grace). */
   lossGraceMs: number;
+  /**
+   * Ask for lost video fragments again (NACK) when the round trip fits inside
+   * the frame's deadline (LAN, nearby hosts); FEC remains the first repair.
+   */
+  retransmit: boolean;
   /** Send FEEDBACK (receive times) at most this often. */
   feedbackIntervalMs: number;
   /** Lower bound of the reliable channels' retransmission timeout. */
@@ -116,6 +121,7 @@ export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   idleTimeoutMs: 10_000,
   frameDeadlineMs: 150,
   lossGraceMs: 20,
+  retransmit: true,
   feedbackIntervalMs: 20,
   minReliableRtoMs: 10,
   transport: {},
@@ -160,6 +166,8 @@ export type SessionEvent =
   | { type: "input"; data: Uint8Array }
   | { type: "control"; data: Uint8Array }
   | { type: "keyframe-request"; lastCompleteFrameId: number; reason: number }
+  /** The peer asks for fragments of a video frame again (selective retransmission). */
+  | { type: "nack"; frameId: number; indexes: number[] }
   | { type: "feedback"; report: FeedbackReport }
   | { type: "closed"; code: number; reason: string; byPeer: boolean };
 
@@ -629,6 +637,7 @@ export class Session {
   #onMediaDatagram(datagram: Uint8Array, now: number): DropKind | undefined {
     const receiver = this.#mediaReceiver;
     if (receiver === undefined) return "WrongLane";
+    receiver.setRetransmission(this.retransmitRttMs);
     const drop = receiver.handleDatagram(datagram, now);
     if (drop !== undefined) return drop;
     this.#onAuthenticated(now);
@@ -639,6 +648,10 @@ export class Session {
   /** Moves the media receiver's events and arrivals into the session. */
   #drainMedia(receiver: MediaReceiver, now: number): void {
     for (let event; (event = receiver.pollEvent()) !== undefined;) {
+      if (event.type === "nack") {
+        this.sendNack(event.frameId, event.indexes);
+        continue;
+      }
       this.#events.push(event);
       if (event.type === "video-frame") this.#lastCompleteFrameId = event.frame.frameId;
       // Ask at once: waiting for the next loss signal would freeze the picture longer.
@@ -680,6 +693,12 @@ export class Session {
         });
         break;
       }
+      case "nack":
+        // Internal media lane: answer directly; detached: the edge's media thread does.
+        if (this.#mediaSender !== undefined) {
+          this.#mediaSender.retransmit(frame.frameId, frame.indexes);
+        } else this.#events.push({ type: "nack", frameId: frame.frameId, indexes: frame.indexes });
+        break;
       case "keyframe-request":
         this.#events.push({
           type: "keyframe-request",
@@ -796,6 +815,18 @@ export class Session {
   ): void {
     if (this.#state !== "established") return;
     this.#controlFrames.push({ type: "keyframe-request", lastCompleteFrameId, reason });
+  }
+
+  /** Asks the peer to send fragments of a video frame again (the media receiver decided). */
+  sendNack(frameId: number, indexes: readonly number[]): void {
+    if (this.#state !== "established" || indexes.length === 0) return;
+    this.#controlFrames.push({ type: "nack", frameId, indexes: indexes.slice(0, 255) });
+  }
+
+  /** The smoothed RTT for selective retransmission, when enabled and measured. */
+  get retransmitRttMs(): number | undefined {
+    const rtt = this.rtt;
+    return this.#config.retransmit && rtt.samples > 0 ? rtt.smoothedMs : undefined;
   }
 
   /** Closes the session, telling the peer when keys exist. */

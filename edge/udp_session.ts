@@ -598,6 +598,12 @@ export class SessionDriver {
     return this.session.detachMedia();
   }
 
+  /** Asks the peer to send fragments of a video frame again (from a media receive worker). */
+  sendNack(frameId: number, indexes: readonly number[]): void {
+    this.session.sendNack(frameId, indexes);
+    this.#scheduleFlush(true);
+  }
+
   /** Receive times from a media receiver running in another thread, for FEEDBACK. */
   reportMediaArrivals(arrivals: readonly MediaArrival[], lostTotal: number): void {
     this.session.reportMediaArrivals(arrivals, lostTotal, performance.now());

@@ -171,6 +171,7 @@ export class WavryHost {
       },
       onKeyframeRequest: () => this.#pipeline?.requestKeyframe(),
       onFeedback: (id, report, rttMs) => this.#media.feedback(id, report, rttMs),
+      onNack: (id, frameId, indexes) => this.#media.retransmit(id, frameId, indexes),
       onLog: (line) => this.#log(line),
     });
   }

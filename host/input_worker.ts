@@ -66,6 +66,7 @@ export type InputWorkerEvent =
     lane: MediaLaneState;
   }
   | { type: "keyframe-request"; id: number }
+  | { type: "nack"; id: number; frameId: number; indexes: number[] }
   | { type: "feedback"; id: number; report: FeedbackReport; rttMs: number }
   | { type: "closed"; id: number; reason: string }
   | { type: "input-applied"; id: number; applyUs: number }
@@ -181,6 +182,9 @@ async function serve(driver: SessionDriver): Promise<void> {
         }
         case "keyframe-request":
           post({ type: "keyframe-request", id });
+          break;
+        case "nack":
+          post({ type: "nack", id, frameId: event.frameId, indexes: event.indexes });
           break;
         case "feedback":
           post({

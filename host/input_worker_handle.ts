@@ -24,6 +24,8 @@ export interface InputWorkerListener {
   onClosed(id: number, reason: string): void;
   /** A client asked for a keyframe. */
   onKeyframeRequest(id: number): void;
+  /** A client asks for fragments of a video frame again. */
+  onNack?(id: number, frameId: number, indexes: number[]): void;
   /** Congestion feedback from a client (receive times of media packets) and the current RTT. */
   onFeedback?(id: number, report: FeedbackReport, rttMs: number): void;
   /** An input event was injected, taking `applyUs`. */
@@ -148,6 +150,9 @@ export class InputWorker {
         break;
       case "keyframe-request":
         l.onKeyframeRequest(message.id);
+        break;
+      case "nack":
+        l.onNack?.(message.id, message.frameId, message.indexes);
         break;
       case "feedback":
         l.onFeedback?.(message.id, message.report, message.rttMs);

@@ -123,6 +123,11 @@ export class MediaSendWorker {
     this.#post({ type: "audio", sequence, captureTimeUs, data });
   }
 
+  /** Sends fragments of a recent frame to one client again (it NACKed them). */
+  retransmit(id: number, frameId: number, indexes: number[]): void {
+    this.#post({ type: "retransmit", id, frameId, indexes });
+  }
+
   /** Changes one client's pacing. */
   setPacing(id: number, pacing: Partial<MediaPacing>): void {
     this.#post({ type: "pacing", id, pacing });

@@ -41,6 +41,7 @@ export type MediaSendCommand =
     congestion?: CongestionSettings;
   }
   | { type: "feedback"; id: number; report: FeedbackReport; rttMs: number }
+  | { type: "retransmit"; id: number; frameId: number; indexes: number[] }
   | { type: "remove"; id: number }
   | {
     type: "frame";
@@ -347,6 +348,14 @@ function handle(command: MediaSendCommand): void {
     case "feedback":
       onFeedback(command);
       break;
+    case "retransmit": {
+      const lane = lanes.get(command.id);
+      if (lane === undefined) break;
+      if (lane.sender.retransmit(command.frameId, command.indexes) > 0 && !lane.waiting) {
+        flush(command.id, lane);
+      }
+      break;
+    }
     case "fec":
       lanes.get(command.id)?.sender.setFec(command.fec);
       break;

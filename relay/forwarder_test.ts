@@ -301,3 +301,58 @@ for (const socket of ["native", "deno"] as const) {
     }
   });
 }
+
+Deno.test("forwarder: STUN replies are capped globally (STUN_REPLIES_PER_SECOND); junk does not spend the budget", async () => {
+  const relay = await RelayForwarder.start({
+    hostname: "127.0.0.1",
+    port: 0,
+    table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+    statsIntervalMs: 50,
+  });
+  const p = new TestPeer();
+  try {
+    const to = relay.address;
+    const junk = new Uint8Array([0, 1, 0, 0, 1]);
+    for (let i = 0; i < 200; i++) await p.send(junk, to);
+    const request = new StunBindingClient({ server: { ...to, family: "IPv4" } }, 0).pollTransmit(
+      0,
+    )!;
+    const started = performance.now();
+    const N = 3_000;
+    for (let i = 0; i < N; i++) await p.send(request, to);
+    const s = await waitForStats(relay, (s) => s.stunAnswered + s.stunRateLimited >= N, 5_000);
+    // Handled by now (maybe later than sent: the worker runs behind on a busy machine).
+    const handledS = (performance.now() - started) / 1000;
+    assertEquals(s.stunDropped, 200);
+    // The bucket starts full (2,000) and refills at 2,000/s while the requests are handled.
+    assert(s.stunAnswered <= 2_000 + Math.ceil(handledS * 2_000), JSON.stringify(s));
+    assert(s.stunAnswered >= 2_000, `answered ${s.stunAnswered}`);
+    if (handledS < 0.4) assert(s.stunRateLimited > 0, "a burst past the budget is refused");
+  } finally {
+    await relay.stop();
+    await p.close();
+  }
+});
+
+Deno.test("forwarder: stun: false leaves first bytes 0-3 to the table (ForeignProtocol), unanswered", async () => {
+  const relay = await RelayForwarder.start({
+    hostname: "127.0.0.1",
+    port: 0,
+    table: { relayId: RELAY_ID, leasePublicKey: GATEWAY_PUBLIC },
+    stun: false,
+  });
+  const p = new TestPeer();
+  try {
+    const to = relay.address;
+    await p.send(
+      new StunBindingClient({ server: { ...to, family: "IPv4" } }, 0).pollTransmit(0)!,
+      to,
+    );
+    assertEquals(await p.next(300), undefined, "no STUN answer");
+    const final = await relay.stop();
+    assertEquals([final?.counters.drops.ForeignProtocol, final?.stunAnswered], [1, 0]);
+  } finally {
+    await relay.stop();
+    await p.close();
+  }
+});
