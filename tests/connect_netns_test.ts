@@ -192,6 +192,45 @@ Deno.test("connect across NATs 2: restricted-cone host ↔ symmetric client: dir
   });
 });
 
+Deno.test("connect across NATs 2b: symmetric host ↔ restricted-cone client: direct to the host's peer-reflexive port; then the host's mapping flushed", async () => {
+  // Mirror image: the host's symmetric router picks a new port toward the client; the client's
+  // address-restricted router admits the host's check from it; the client learns it as prflx.
+  await across("symmetric", "restricted-cone", async ({ topo, client, connected }) => {
+    assert.equal(connected.path, "prflx");
+    const [ip, port] = connected.remote!.split(":");
+    assert.equal(ip, topo.routerWanAddr("h"));
+    assert.notEqual(Number(port), HOST_PORT, "a port the host's router picked, not :7700");
+    await framesFlow(client, 30);
+    // Flushing a symmetric router's table gives the host's flow a new random port: the client's
+    // ICE routes RIFT only from the selected remote and the host's replies to the old mapping
+    // die at the router, so the session cannot carry on. It must end with a clear message.
+    const flushedAt = performance.now();
+    await topo.flushNat("h");
+    const outcome = await until("the session to recover or end", 15_000, () => {
+      const closed = events(client).find((e) => e.ev === "closed");
+      if (closed) return `ended: ${closed.reason}`;
+      return undefined;
+    });
+    console.log(
+      `host's symmetric mapping flushed: ${outcome} ${
+        Math.round(performance.now() - flushedAt)
+      } ms later`,
+    );
+    assert.match(outcome, /idle|timeout|silent/i);
+  });
+});
+
+Deno.test("connect across NATs 2c: eim host ↔ symmetric client: no direct pair in theory, relay", async () => {
+  // The client's new random port toward the host is unknown and the host's router filters by
+  // address and port; the host's checks go to the client's srflx port, which the client's router
+  // keeps for the STUN server only. Nothing crosses: the relay is the best the theory allows.
+  await across("eim", "symmetric", async ({ reach, client, connected }) => {
+    assert.equal(connected.path, "relay");
+    assert.equal(connected.remote, `${reach.relay.hostname}:${reach.relay.port}`);
+    await framesFlow(client, 30);
+  });
+});
+
 Deno.test("connect across NATs 3+4: symmetric ↔ symmetric: relayed stream; the relay killed mid-stream ends the session with a clear message", async () => {
   await across("symmetric", "symmetric", async ({ reach, client, connected }) => {
     assert.equal(connected.path, "relay");
