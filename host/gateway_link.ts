@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { IdentityKeyPair } from "../crypto/identity.ts";
+import { decodeIdentityPublicKey, type IdentityKeyPair } from "../crypto/identity.ts";
 import { GatewayClient, GatewayError, type SignalingChannel } from "../gateway/client.ts";
 import type { GatewayMessage } from "../gateway/schema.ts";
 import {
@@ -20,7 +20,7 @@ import type { HostIceOutcome } from "./host_connector.ts";
 
 /** What the link drives: the input worker's connect commands (see `InputWorker`). */
 export interface ConnectWorker {
-  iceGather(sessionId: string): void;
+  iceGather(sessionId: string, peerKey: Uint8Array): void;
   iceRemote(sessionId: string, offer: IceOffer): void;
   relayBind(sessionId: string, lease: string, relay: { hostname: string; port: number }): void;
   iceClose(sessionId: string): void;
@@ -84,7 +84,12 @@ export class GatewayLink {
   static async start(options: GatewayLinkOptions): Promise<GatewayLink> {
     const link = new GatewayLink(options);
     await loginOrRegister(link.gateway, options.name, "host");
-    for (const key of options.allow ?? []) await link.gateway.allowClient(key);
+    for (const key of options.allow ?? []) {
+      // A key the gateway does not know yet cannot be allowed there; the RIFT check still applies.
+      await link.gateway.allowClient(key).catch((error) =>
+        options.log(`gateway allow list: ${key}: ${(error as Error).message}`)
+      );
+    }
     if (options.pairing) {
       const code = await link.gateway.requestPairingCode();
       options.log(`pairing code ${code.code} (valid until ${code.expiresAt})`);
@@ -149,15 +154,22 @@ export class GatewayLink {
   #handle(msg: GatewayMessage): void {
     const w = this.#worker!;
     switch (msg.type) {
-      case "connect":
+      case "connect": {
+        const key = decodeIdentityPublicKey(msg.from);
+        if (key === undefined) {
+          this.#options.log(`connect request ${msg.sessionId} with a bad key ${msg.from}`);
+          return;
+        }
         this.#options.log(`connect request ${msg.sessionId} from ${msg.fromName}`);
         this.#requests.set(msg.sessionId, {
           gathered: undefined,
           remote: undefined,
           from: msg.from,
         });
-        w.iceGather(msg.sessionId);
+        // The gateway checked the allow list or pairing: this identity may now handshake.
+        w.iceGather(msg.sessionId, key);
         break;
+      }
       case "offer": {
         const r = this.#requests.get(msg.sessionId);
         if (r === undefined) return;

@@ -85,6 +85,7 @@ export class HostConnector {
   readonly #sendRaw: (datagram: Uint8Array, to: PeerAddress) => boolean;
   readonly #identity: IdentityKeyPair;
   readonly #ice: HostIceOptions;
+  readonly #onClosed: (sessionId: string) => void;
   /** STUN datagrams offered to the agents. */
   stunIn = 0;
   /** Relay-control datagrams handed to a binding. */
@@ -96,13 +97,16 @@ export class HostConnector {
    * @param local the listener socket's address (host candidates carry its port; a socket bound
    *   to one IP advertises only that IP)
    * @param sendRaw the listener's `sendRaw`
+   * @param onClosed told when a session's agent and binding are gone (ended, or idle 60 s)
    */
   constructor(
     local: PeerAddress,
     sendRaw: (datagram: Uint8Array, to: PeerAddress) => boolean,
     identity: IdentityKeyPair,
     ice: HostIceOptions,
+    onClosed: (sessionId: string) => void = () => {},
   ) {
+    this.#onClosed = onClosed;
     this.#local = { ...local };
     this.#sendRaw = sendRaw;
     this.#identity = identity;
@@ -209,6 +213,7 @@ export class HostConnector {
     const p = this.#sessions.get(sessionId);
     if (p === undefined) return;
     this.#sessions.delete(sessionId);
+    this.#onClosed(sessionId);
     clearTimeout(p.timer);
     p.binder?.abort();
     await p.ice?.close();

@@ -49,7 +49,7 @@ export type InputWorkerCommand =
   | { type: "control"; id: number; data: Uint8Array }
   | { type: "close"; id: number; code: number; reason: string }
   | { type: "area"; area: InputArea | undefined }
-  | { type: "ice-gather"; sessionId: string }
+  | { type: "ice-gather"; sessionId: string; peerKey: Uint8Array }
   | { type: "ice-remote"; sessionId: string; offer: IceOffer }
   | { type: "relay-bind"; sessionId: string; lease: string; relay: PeerAddress }
   | { type: "ice-close"; sessionId: string }
@@ -92,6 +92,8 @@ interface Client {
 
 let listener: SessionListener | undefined;
 let connector: HostConnector | undefined;
+/** Client identities the gateway sent a connect request for, by session (gateway mode). */
+const gatewayPeers = new Map<string, Uint8Array>();
 let injector: XTestInputInjector | undefined;
 let area: InputArea | undefined;
 let nextId = 1;
@@ -112,7 +114,13 @@ function start(options: InputWorkerOptions): void {
     port: 0,
     socket: UdpSocket.native(NativeUdpSocket.attach(options.fd)),
     identity: options.identity,
-    acceptPeer: allowed === undefined
+    // Through the gateway, a client the gateway vouched for (it checked the host's allow list or
+    // pairing before forwarding its connect) is accepted for as long as its request lives.
+    acceptPeer: options.ice !== undefined
+      ? (peer) =>
+        (allowed ?? []).some((key) => sameKey(key, peer)) ||
+        [...gatewayPeers.values()].some((key) => sameKey(key, peer))
+      : allowed === undefined
       ? undefined
       : (peer) => allowed.some((key) => sameKey(key, peer)),
     config: options.sessionConfig,
@@ -131,6 +139,7 @@ function start(options: InputWorkerOptions): void {
       (datagram, to) => l.sendRaw(datagram, to),
       options.identity,
       options.ice,
+      (sessionId) => gatewayPeers.delete(sessionId),
     );
   }
   acceptLoop(listener);
@@ -269,6 +278,7 @@ async function connecting(
   try {
     switch (command.type) {
       case "ice-gather":
+        gatewayPeers.set(sessionId, command.peerKey);
         post({ type: "ice-offer", sessionId, offer: await c.gather(sessionId) });
         break;
       case "ice-remote":

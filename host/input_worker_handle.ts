@@ -100,9 +100,12 @@ export class InputWorker {
     this.#post({ type: "area", area });
   }
 
-  /** Gathers candidates for a gateway connect request (answered by `onIceOffer`). */
-  iceGather(sessionId: string): void {
-    this.#post({ type: "ice-gather", sessionId });
+  /**
+   * Gathers candidates for a gateway connect request from client `peerKey`
+   * (answered by `onIceOffer`); that identity may then complete a handshake.
+   */
+  iceGather(sessionId: string, peerKey: Uint8Array): void {
+    this.#post({ type: "ice-gather", sessionId, peerKey });
   }
 
   /** The client's offer: runs the checks (answered by `onIceOutcome`). */
