@@ -120,8 +120,8 @@ async function across(
     const client = topo.spawnDeno(topo.hostNs("c"), `${ROOT}tests/support/connect_client.ts`, [
       "--gateway",
       reach.gatewayUrl,
-      "--host-key",
-      hostKey,
+      // "=": a base64url key may start with "-", which parseArgs would take for an option.
+      `--host-key=${hostKey}`,
       "--pairing-code",
       code,
       "--stun",
