@@ -19,7 +19,7 @@ import { GatewaySession } from "../client/gateway_connect.ts";
 import { startReachServices } from "../demo/reach.ts";
 import { startXvfb } from "./support/xvfb.ts";
 
-Deno.test("gateway mode: a client the gateway did not vouch for is refused at the handshake; a paired one connects", async () => {
+Deno.test("gateway mode: a client the gateway did not vouch for is refused at the handshake; a paired one connects, leaves, and connects again", async () => {
   const xvfb = await startXvfb(320, 240);
   const reach = await startReachServices();
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -80,6 +80,33 @@ Deno.test("gateway mode: a client the gateway did not vouch for is refused at th
     assert.ok(["host", "srflx", "prflx"].includes(connection.path), connection.path);
     let frames = 0;
     for await (const e of connection.events()) {
+      if (e.type === "video-frame" && ++frames === 5) break;
+      if (e.type === "closed") throw new Error(`closed: ${e.reason}`);
+    }
+    assert.equal(frames, 5);
+
+    // The client leaves and comes back (what a user does after a failure): a new connect, new
+    // checks, a new session; the host's first agent went with the first session.
+    await connection.close();
+    await session.close();
+    const again = await GatewaySession.open({
+      url: reach.gatewayUrl,
+      identity: clientId,
+      name: "test-client",
+      host: { key: encodePeerKey(hostId.publicKey) },
+    });
+    cleanup.push(() => again.close());
+    assert.notEqual(again.sessionId, session.sessionId);
+    const second = await ClientConnection.connect({
+      remote: { hostname: "0.0.0.0", port: 0 },
+      identity: clientId,
+      expectHost: hostId.publicKey,
+      ice: { stunServer: reach.stun, includeLoopback: true },
+      signaling: again,
+    });
+    cleanup.push(() => second.close());
+    frames = 0;
+    for await (const e of second.events()) {
       if (e.type === "video-frame" && ++frames === 5) break;
       if (e.type === "closed") throw new Error(`closed: ${e.reason}`);
     }
