@@ -3,15 +3,14 @@
  *
  *   ./wavry client HOST:PORT [--port 8080] [--identity ~/.config/wavry/client.key]
  *                  [--expect-host HOST_KEY] [--no-open]
- *   ./wavry client --gateway URL (--host-name NAME | --host-key=KEY) [--stun IP:PORT]
+ *   ./wavry client --gateway URL (--host-name NAME | --host-key KEY) [--stun IP:PORT]
  *                  [--name NAME] [--pairing-code CODE] [--ice-loopback] [--port 8080] ...
  *
  * Through the gateway the client logs in (registering its key as a user the
  * first time), finds the host among those that authorise it, and connects
  * with ICE on its session socket, falling back to a relay lease when no
  * direct path works within 4 s (docs/CONNECT.md). With `--host-key` the
- * host's identity is also pinned for the handshake (write `--host-key=KEY`:
- * a base64url key may start with "-").
+ * host's identity is also pinned for the handshake.
  *
  * The player opens in the default browser when this session has one (a
  * DISPLAY or WAYLAND_DISPLAY and xdg-open); the URL is printed either way.
@@ -21,12 +20,13 @@
 import { parseArgs } from "node:util";
 import { decodeIdentityPublicKey, identityFingerprint } from "../crypto/identity.ts";
 import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
-import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
+import { defaultIdentityPath, joinOptionValues, parseAddress } from "../edge/cli.ts";
 import { WavryClient } from "./client.ts";
 import { GatewaySession } from "./gateway_connect.ts";
 
 const { values, positionals } = parseArgs({
-  args: Deno.args,
+  // A base64url key may start with "-": keep it the option's value.
+  args: joinOptionValues(Deno.args, ["expect-host", "host-key", "pairing-code"]),
   allowPositionals: true,
   options: {
     port: { type: "string", default: "0" },
@@ -51,7 +51,7 @@ if (
 ) {
   console.error(
     "usage: ./wavry client HOST:PORT [--port N] [--expect-host KEY] [--no-open]\n" +
-      "       ./wavry client --gateway URL (--host-name NAME | --host-key=KEY) [--stun IP:PORT] " +
+      "       ./wavry client --gateway URL (--host-name NAME | --host-key KEY) [--stun IP:PORT] " +
       "[--name NAME] [--pairing-code CODE] [--port N] [--no-open]",
   );
   Deno.exit(2);

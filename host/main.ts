@@ -27,12 +27,13 @@ import {
 import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
 import { WavryHost } from "./host.ts";
 import { DEFAULT_VIDEO_FEC } from "../core/fec/video.ts";
-import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
+import { defaultIdentityPath, joinOptionValues, parseAddress } from "../edge/cli.ts";
 import { GatewayLink } from "./gateway_link.ts";
 import { encodePeerKey } from "../crypto/lease.ts";
 
 const { values } = parseArgs({
-  args: Deno.args,
+  // A base64url key may start with "-": keep it the option's value.
+  args: joinOptionValues(Deno.args, ["allow"]),
   options: {
     listen: { type: "string", default: "0.0.0.0:7700" },
     display: { type: "string" },
