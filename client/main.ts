@@ -67,7 +67,9 @@ if (pinned !== undefined) {
   }
   expected = key;
 } else {
-  console.error("wavry client: no --expect-host given: any host identity is accepted");
+  if (!viaGateway) {
+    console.error("wavry client: no --expect-host given: any host identity is accepted");
+  }
 }
 const log = (line: string) => console.error(`wavry client: ${line}`);
 let client: WavryClient;
@@ -86,6 +88,8 @@ try {
       log,
     });
     target = `${session.host.name} via ${values.gateway}`;
+    // The handshake must prove the identity the gateway listed for that host.
+    expected ??= decodeIdentityPublicKey(session.host.publicKey);
   }
   client = await WavryClient.start({
     host: viaGateway ? { hostname: "0.0.0.0", port: 0 } : parseAddress(positionals[0]),

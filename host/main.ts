@@ -70,7 +70,11 @@ const allowed = (values.allow ?? []).map((text) => {
   return key;
 });
 if (allowed.length === 0) {
-  console.error("wavry host: no --allow given: any client identity may connect");
+  console.error(
+    values.gateway === undefined
+      ? "wavry host: no --allow given: any client identity may connect"
+      : "wavry host: no --allow given: clients the gateway authorises (allow list, pairing) may connect",
+  );
 }
 const log = (line: string) => console.error(`wavry host: ${line}`);
 let link: GatewayLink | undefined;
