@@ -13,6 +13,7 @@
  * Last line: `seal_pps=N open_pps=N bare_seal_pps=N overhead_ratio=R handshakes_per_s=N`
  * for the default backend.
  */
+import { useNativeAead } from "../edge/native_aead.ts";
 import {
   type AeadBackend,
   createAead,
@@ -156,6 +157,8 @@ const idA = generateIdentity();
 const idB = generateIdentity();
 
 const backends: AeadBackend[] = ["noble", "node"];
+// The FFI shim's OpenSSL ChaCha20-Poly1305, when the shim is built (./wavry builds it).
+if (useNativeAead()) backends.push("native");
 const results = new Map<
   AeadBackend,
   { seal: number[]; open: number[]; bareSeal: number[]; bareOpen: number[] }

@@ -17,6 +17,7 @@ import { generateIdentity } from "../crypto/identity.ts";
 import { Session } from "../core/session.ts";
 import type { MediaLaneState } from "../core/media_lane.ts";
 import type { DataplaneJob } from "./dataplane_worker.ts";
+import { withNativeAead } from "../edge/native_aead.ts";
 
 const arg = (name: string, fallback: number) =>
   Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
@@ -27,8 +28,10 @@ const FEC = arg("fec", 0.1);
 
 /** A real handshake between two sessions in memory, for their media lane keys. */
 function lanes(): { host: MediaLaneState; client: MediaLaneState } {
-  const client = Session.connect({ identity: generateIdentity() }, 0);
-  const host = Session.accept({ identity: generateIdentity() }, 0);
+  // The backend the stream uses: OpenSSL through the shim when it loads, else node:crypto.
+  const config = withNativeAead({});
+  const client = Session.connect({ identity: generateIdentity(), config }, 0);
+  const host = Session.accept({ identity: generateIdentity(), config }, 0);
   for (let moved = true; moved;) {
     moved = false;
     for (const [from, to] of [[client, host], [host, client]]) {

@@ -7,6 +7,12 @@
  */
 import { type MediaLaneState, MediaReceiver, MediaSender } from "../core/media_lane.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
+import { useNativeAead } from "../edge/native_aead.ts";
+import { useNativeFec } from "../edge/native_fec.ts";
+
+// The same native kernels the media send worker uses.
+useNativeAead();
+useNativeFec();
 
 /** What the parent asks one worker to do. */
 export interface DataplaneJob {
@@ -63,7 +69,10 @@ async function send(job: DataplaneJob): Promise<void> {
     const t0 = performance.now();
     sender.sendVideoFrame({ frameId: frameId++, captureTimeUs: 0, keyframe: false, data: frame });
     const now = performance.now();
-    for (let d; (d = sender.pollTransmit(now)) !== undefined;) if (socket.send(d, to)) sent++;
+    // As the media send worker does: what is ready leaves in one sendmmsg call.
+    const batch: Uint8Array[] = [];
+    for (let d; (d = sender.pollTransmit(now)) !== undefined;) batch.push(d);
+    sent += socket.sendBatch(batch, to);
     busyMs += performance.now() - t0;
   }
   const seconds = (performance.now() - start) / 1000;

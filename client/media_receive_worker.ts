@@ -14,6 +14,10 @@
 import { MediaReceiver } from "../core/media_lane.ts";
 import type { EncodedFrame } from "../core/fragment.ts";
 import { monotonicMicros } from "../media/clock.ts";
+import { useNativeAead } from "../edge/native_aead.ts";
+
+// Lanes opened with transport.backend "native" need it registered in this thread.
+useNativeAead();
 import type { MediaPortMessage, SessionPortMessage } from "./net_worker.ts";
 
 /** Parent → worker. */

@@ -21,6 +21,7 @@ import { NativeUdpSocket } from "../edge/native_udp.ts";
 import { SessionDriver } from "../edge/udp_session.ts";
 import { type PeerAddress, UdpSocket } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
+import { withNativeAead } from "../edge/native_aead.ts";
 import { IceConnection, type IceOffer } from "../edge/ice_connect.ts";
 import type { IceTiming } from "../core/ice/mod.ts";
 import { driveRelayBinding, type PathKind, pathOfPair } from "../edge/connect_signaling.ts";
@@ -205,7 +206,7 @@ async function connectDirect(options: NetWorkerOptions): Promise<SessionDriver> 
     remote: options.remote,
     identity: options.identity,
     acceptPeer: acceptHost(options),
-    config: options.config,
+    config: withNativeAead(options.config),
     socket: UdpSocket.native(native),
     divert,
   });
@@ -246,7 +247,7 @@ async function connectIce(
       remote: outcome.remote,
       identity: options.identity,
       acceptPeer: acceptHost(options),
-      config: options.config,
+      config: withNativeAead(options.config),
       attached: ice,
       divert,
     });
@@ -269,7 +270,7 @@ async function connectIce(
     remote: relay,
     identity: options.identity,
     acceptPeer: acceptHost(options),
-    config: options.config,
+    config: withNativeAead(options.config),
     socket: UdpSocket.native(NativeUdpSocket.open({ hostname: "0.0.0.0", port: 0 })),
     divert,
     onForeign: (datagram, from) => {

@@ -1,7 +1,10 @@
 /**
- * ChaCha20-Poly1305 (RFC 8439) with two interchangeable backends: the pure
- * TypeScript `@noble/ciphers` implementation and the native
- * `chacha20-poly1305` cipher of `node:crypto` (which Deno implements in Rust).
+ * ChaCha20-Poly1305 (RFC 8439) with interchangeable backends: the pure
+ * TypeScript `@noble/ciphers` implementation, the native `chacha20-poly1305`
+ * cipher of `node:crypto` (which Deno implements in Rust), and a raw
+ * implementation registered from outside this folder (`"native"`: the FFI
+ * shim's OpenSSL binding, plugged in by edge/native_aead.ts — crypto/ never
+ * loads native code itself).
  *
  * Both produce byte-identical output, so the two ends of a session may use
  * different backends. `open` never throws: a forged, truncated or otherwise
@@ -14,7 +17,46 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { createCipheriv, createDecipheriv } from "node:crypto";
 
 /** Which ChaCha20-Poly1305 implementation an {@linkcode Aead} uses. */
-export type AeadBackend = "noble" | "node";
+export type AeadBackend = "noble" | "node" | "native";
+
+/**
+ * A ChaCha20-Poly1305 primitive supplied from outside crypto/ (one call per
+ * packet, no allocation). `out` is exactly `plaintext.length + 16` bytes for
+ * seal and `sealed.length - 16` for open; open returns false when the tag
+ * does not verify.
+ */
+export interface RawChaChaPoly {
+  seal(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+  ): void;
+  open(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    ad: Uint8Array,
+    sealed: Uint8Array,
+    out: Uint8Array,
+  ): boolean;
+}
+
+let rawNative: RawChaChaPoly | undefined;
+
+/**
+ * Makes the `"native"` backend available in this thread (each worker has its
+ * own module instance, so each registers). Implementations must be
+ * byte-identical to RFC 8439; crypto/aead_test.ts checks the vectors.
+ */
+export function registerNativeAead(impl: RawChaChaPoly): void {
+  rawNative = impl;
+}
+
+/** Whether {@linkcode registerNativeAead} was called in this thread. */
+export function nativeAeadRegistered(): boolean {
+  return rawNative !== undefined;
+}
 
 /**
  * The backend used when none is given. `"node"` (native code) measured about
@@ -181,6 +223,30 @@ class NodeAead extends ChaChaPolyAead {
   }
 }
 
+class NativeAead extends ChaChaPolyAead {
+  readonly backend: AeadBackend = "native";
+  readonly #raw: RawChaChaPoly;
+
+  constructor(key: Uint8Array, raw: RawChaChaPoly) {
+    super(key);
+    this.#raw = raw;
+  }
+
+  protected sealRaw(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    ad: Uint8Array,
+    out: Uint8Array,
+  ): void {
+    this.#raw.seal(this.key, nonce, ad, plaintext, out);
+  }
+
+  protected openRaw(nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | undefined {
+    const out = new Uint8Array(sealed.length - AEAD_TAG_LENGTH);
+    return this.#raw.open(this.key, nonce, ad, sealed, out) ? out : undefined;
+  }
+}
+
 function checkRoom(plaintext: Uint8Array, out: Uint8Array, offset: number): void {
   if (!(offset >= 0) || offset + plaintext.length + AEAD_TAG_LENGTH > out.length) {
     throw new RangeError(
@@ -219,6 +285,11 @@ export function createAead(
       return new NobleAead(copy);
     case "node":
       return new NodeAead(copy);
+    case "native":
+      if (rawNative === undefined) {
+        throw new RangeError('AEAD backend "native" is not registered in this thread');
+      }
+      return new NativeAead(copy, rawNative);
     default:
       throw new RangeError(`unknown AEAD backend: ${String(backend)}`);
   }

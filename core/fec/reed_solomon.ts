@@ -59,6 +59,28 @@ function checkShard(s: unknown, what: string): asserts s is Uint8Array {
 }
 
 /**
+ * A parity kernel supplied from outside core/ (the FFI shim's C loop): data
+ * shards packed back to back (`k · len` bytes), the `m · k` coefficient rows,
+ * parity written packed (`m · len` bytes). Must compute exactly what the
+ * TypeScript loop computes; core/fec tests check it when one is registered.
+ */
+export type RsEncodeKernel = (
+  packedData: Uint8Array,
+  k: number,
+  len: number,
+  rows: Uint8Array,
+  m: number,
+  packedParity: Uint8Array,
+) => void;
+
+let kernel: RsEncodeKernel | undefined;
+
+/** Uses `k` for {@linkcode encodeParity} in this thread from now on (undefined: back to TypeScript). */
+export function registerRsEncodeKernel(k: RsEncodeKernel | undefined): void {
+  kernel = k;
+}
+
+/**
  * Computes `parityCount` parity shards over `data` (k shards, zero-padded
  * to the longest). Each parity shard has the length of the longest data
  * shard.
@@ -82,6 +104,15 @@ export function encodeParity(data: Uint8Array[], parityCount: number): Uint8Arra
   for (let j = 0; j < k; j++) {
     checkShard(data[j], `encodeParity: data[${j}]`);
     if (data[j].length > len) len = data[j].length;
+  }
+  if (kernel !== undefined && parityCount > 0) {
+    const packed = new Uint8Array(k * len);
+    for (let j = 0; j < k; j++) packed.set(data[j], j * len);
+    const rows = new Uint8Array(parityCount * k);
+    for (let i = 0; i < parityCount; i++) rows.set(parityRow(k, i), i * k);
+    const out = new Uint8Array(parityCount * len);
+    kernel(packed, k, len, rows, parityCount, out);
+    return Array.from({ length: parityCount }, (_, i) => out.subarray(i * len, (i + 1) * len));
   }
   const parity: Uint8Array[] = [];
   for (let i = 0; i < parityCount; i++) {
