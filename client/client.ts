@@ -21,7 +21,8 @@ import {
 } from "../core/stream.ts";
 import type { SessionConfig } from "../core/session.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
-import { ClientConnection, type ConnectionEvent } from "./connection.ts";
+import { ClientConnection, type ConnectionEvent, type ConnectSignaling } from "./connection.ts";
+import type { NetWorkerIce } from "./net_worker.ts";
 import { StreamMetrics } from "../edge/metrics.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { PlayerServer } from "./player/server.ts";
@@ -42,6 +43,8 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Session timers (tests shorten them). */
   sessionConfig?: Partial<SessionConfig>;
+  /** Connect with ICE through the gateway (`host` is then unused); see client/gateway_connect.ts. */
+  ice?: { options: NetWorkerIce; signaling: ConnectSignaling };
 }
 
 /** A connected client and its player. */
@@ -89,12 +92,15 @@ export class WavryClient {
       remote: options.host,
       identity: options.identity,
       expectHost: options.expectHost,
+      ice: options.ice?.options,
+      signaling: options.ice?.signaling,
       config: options.connectTimeoutMs === undefined
         ? options.sessionConfig
         : { ...options.sessionConfig, handshakeTimeoutMs: options.connectTimeoutMs },
     });
     const clock = decodeClockExtension(connection.peerExtension);
     const metrics = new StreamMetrics("client");
+    metrics.path(connection.path);
     let player: PlayerServer;
     try {
       player = await PlayerServer.start({
@@ -287,6 +293,8 @@ export class WavryClient {
       "fec recoveries": s.fecRecoveries,
       "retransmit recoveries": `${stats.retransmitRecoveries} of ${stats.nacksSent} nacked`,
       "frames dropped": s.framesDropped,
+      path:
+        `${this.connection.path} (${this.connection.remote.hostname}:${this.connection.remote.port})`,
       host: this.#lastHostStats || "-",
     };
     const c = s.congestion;

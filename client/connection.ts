@@ -15,17 +15,46 @@ import { CloseCode } from "../core/frames.ts";
 import { AsyncQueue } from "../edge/queue.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
-import type { NetWorkerCommand, NetWorkerEvent, SessionSnapshot } from "./net_worker.ts";
+import type {
+  NetWorkerCommand,
+  NetWorkerEvent,
+  NetWorkerIce,
+  SessionSnapshot,
+} from "./net_worker.ts";
+import type { IceOffer } from "../edge/ice_connect.ts";
+import type { PathKind } from "../edge/connect_signaling.ts";
 import type {
   MediaReceiveCommand,
   MediaReceiveEvent,
   MediaReceiveStats,
 } from "./media_receive_worker.ts";
 
+/** The gateway side of connecting with ICE (client/gateway_connect.ts implements it). */
+export interface ConnectSignaling {
+  /** Sends our offer to the host; resolves with the host's answer. */
+  exchange(offer: IceOffer): Promise<IceOffer>;
+  /**
+   * How the checks ended. On failure resolves with a relay lease (the
+   * gateway's answer to `relay_request`); rejects when there is none.
+   */
+  outcome(outcome: {
+    ok: boolean;
+    path?: PathKind;
+    reason?: string;
+    elapsedMs: number;
+  }): Promise<{ lease: string; relay: PeerAddress } | undefined>;
+  /** The relay binding ended ("ready", "failed: KIND"). */
+  relayState?(state: string): void;
+}
+
 /** How to connect. */
 export interface ConnectionOptions {
-  /** The host's address. */
+  /** The host's address (unused with `ice`). */
   remote: PeerAddress;
+  /** Connect with ICE through the gateway (both or neither with `signaling`). */
+  ice?: NetWorkerIce;
+  /** Carries offers and the lease (with `ice`). */
+  signaling?: ConnectSignaling;
   /** This client's identity. */
   identity: IdentityKeyPair;
   /** Accept only this host identity (undefined: any). */
@@ -73,6 +102,10 @@ export class ClientConnection {
   readonly peerExtension: Uint8Array;
   /** The local UDP address. */
   readonly local: PeerAddress;
+  /** Where the session's datagrams go (the host, its NAT's mapping, or the relay). */
+  readonly remote: PeerAddress;
+  /** The path in use: `host`/`srflx`/`prflx` (direct, by the host's candidate type), `relay`, or `direct-address` (no ICE). */
+  readonly path: PathKind;
   /** Resolves once, when the session has closed. */
   readonly closed: Promise<ConnectionClosed>;
 
@@ -95,6 +128,8 @@ export class ClientConnection {
     this.peerIdentity = connected.peerIdentity;
     this.peerExtension = connected.peerExtension;
     this.local = connected.local;
+    this.remote = connected.remote;
+    this.path = connected.path;
     this.#snapshot = connected.snapshot;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
   }
@@ -144,7 +179,24 @@ export class ClientConnection {
       net.onmessage = (event: MessageEvent<NetWorkerEvent>) => {
         const m = event.data;
         if (connection !== undefined) return connection.#onNet(m);
+        const sig = options.signaling;
         if (m.type === "connect-failed") fail(m.message);
+        else if (m.type === "ice-offer" && sig !== undefined) {
+          sig.exchange(m.offer).then(
+            (offer) => net.postMessage({ type: "ice-remote", offer } satisfies NetWorkerCommand),
+            (error) => fail(`signaling: ${(error as Error).message}`),
+          );
+        } else if (m.type === "ice-outcome" && sig !== undefined) {
+          sig.outcome(m).then(
+            (relay) => {
+              if (relay !== undefined) {
+                net.postMessage({ type: "relay", ...relay } satisfies NetWorkerCommand);
+              }
+            },
+            (error) =>
+              fail(`no direct path (${m.reason}) and no relay: ${(error as Error).message}`),
+          );
+        } else if (m.type === "relay-state") sig?.relayState?.(m.state);
         else if (m.type === "connected") {
           connection = new ClientConnection(net, media, m);
           for (const e of early) connection.#onMedia(e);
@@ -163,6 +215,7 @@ export class ClientConnection {
             },
             expectHost: options.expectHost,
             config: options.config,
+            ice: options.ice,
           },
           media: channel.port2,
         } satisfies NetWorkerCommand,

@@ -23,11 +23,32 @@ import { type PeerAddress, UdpSocket } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { withNativeAead } from "../edge/native_aead.ts";
 import { setThreadRealtime } from "../edge/thread_priority.ts";
+import { IceConnection, type IceOffer } from "../edge/ice_connect.ts";
+import type { IceTiming } from "../core/ice/mod.ts";
+import { driveRelayBinding, type PathKind, pathOfPair } from "../edge/connect_signaling.ts";
+import { PeerBinding } from "../relay/peer_binding.ts";
+
+/** ICE on the session socket (connecting through the gateway, docs/CONNECT.md). */
+export interface NetWorkerIce {
+  /** STUN server (IP literal) for the server-reflexive candidate. */
+  stunServer?: PeerAddress;
+  /** Host candidate addresses (default: the IPv4 interfaces, loopback excluded). */
+  hostAddresses?: string[];
+  /** Include loopback in the default host candidates. */
+  includeLoopback?: boolean;
+  /** ICE timer overrides. */
+  timing?: Partial<IceTiming>;
+}
 
 /** How to connect. */
 export interface NetWorkerOptions {
-  /** The host's address. */
+  /**
+   * The host's address. With `ice`, unused: the worker gathers, posts
+   * `ice-offer`, and connects to where the checks (or the relay) lead.
+   */
   remote: PeerAddress;
+  /** Connect with ICE, the host's offer coming in as `ice-remote` (and a lease as `relay`). */
+  ice?: NetWorkerIce;
   /** This client's identity. */
   identity: IdentityKeyPair;
   /** Accept only this host identity (undefined: any). */
@@ -41,6 +62,8 @@ export type NetWorkerCommand =
   | { type: "connect"; options: NetWorkerOptions; media: MessagePort }
   | { type: "input"; data: Uint8Array }
   | { type: "keyframe" }
+  | { type: "ice-remote"; offer: IceOffer }
+  | { type: "relay"; lease: string; relay: PeerAddress }
   | { type: "close"; code: number; reason: string };
 
 /** What the session lane looks like, every 250 ms (and on connect). */
@@ -60,8 +83,21 @@ export type NetWorkerEvent =
     peerIdentity: Uint8Array;
     peerExtension: Uint8Array;
     local: PeerAddress;
+    remote: PeerAddress;
+    /** Which path the session runs on (`direct-address` without ICE). */
+    path: PathKind;
     snapshot: SessionSnapshot;
   }
+  | { type: "ice-offer"; offer: IceOffer }
+  | {
+    type: "ice-outcome";
+    ok: boolean;
+    path?: PathKind;
+    remote?: PeerAddress;
+    reason?: string;
+    elapsedMs: number;
+  }
+  | { type: "relay-state"; state: string }
   | { type: "connect-failed"; message: string }
   | { type: "control"; data: Uint8Array }
   | { type: "snapshot"; snapshot: SessionSnapshot }
@@ -98,6 +134,11 @@ let pending: Uint8Array[] = [];
 let pendingTimes: number[] = [];
 let flushQueued = false;
 let laneSent = false;
+let ice: IceConnection | undefined;
+let closing = false;
+// The host's offer and the relay lease, from the parent (the gateway link on the main thread).
+const remoteOffer = Promise.withResolvers<IceOffer>();
+const relayLease = Promise.withResolvers<{ lease: string; relay: PeerAddress }>();
 
 function monoMinusPerfUs(): number {
   return monotonicMicros() - performance.now() * 1000;
@@ -152,28 +193,116 @@ function divert(datagram: Uint8Array, at: number): boolean {
 /** SCHED_FIFO priority of the session (input) thread, as on the host (host/input_worker.ts). */
 const SESSION_THREAD_PRIORITY = 40;
 
+function acceptHost(options: NetWorkerOptions) {
+  const expect = options.expectHost;
+  return expect === undefined
+    ? undefined
+    : (peer: Uint8Array) => peer.length === expect.length && peer.every((b, i) => b === expect[i]);
+}
+
+/** Plain mode: a native socket straight to `options.remote`. */
+async function connectDirect(options: NetWorkerOptions): Promise<SessionDriver> {
+  const native = NativeUdpSocket.open({
+    hostname: options.remote.hostname.includes(":") ? "::" : "0.0.0.0",
+    port: 0,
+  });
+  return await SessionDriver.connect({
+    remote: options.remote,
+    identity: options.identity,
+    acceptPeer: acceptHost(options),
+    config: withNativeAead(options.config),
+    socket: UdpSocket.native(native),
+    divert,
+  });
+}
+
+/**
+ * Through the gateway: ICE on the session's native socket, the offers passed
+ * through the parent; RIFT on the selected pair, or, when no direct pair works
+ * within the bound, on a fresh socket bound to the relay with the lease.
+ */
+async function connectIce(
+  options: NetWorkerOptions,
+  ic: NetWorkerIce,
+): Promise<{ driver: SessionDriver; path: PathKind }> {
+  const native = NativeUdpSocket.open({ hostname: "0.0.0.0", port: 0 });
+  ice = await IceConnection.gather({
+    socket: UdpSocket.native(native),
+    role: "controlling",
+    stunServer: ic.stunServer,
+    hostAddresses: ic.hostAddresses,
+    includeLoopback: ic.includeLoopback,
+    timing: ic.timing,
+  });
+  scope.postMessage({ type: "ice-offer", offer: ice.offer() });
+  const set = ice.setRemote(await remoteOffer.promise);
+  if (!set.ok) throw new Error(`the host's offer is bad: ${set.error.detail}`);
+  const outcome = await ice.connected();
+  if (outcome.ok) {
+    const path = pathOfPair(outcome.pair);
+    scope.postMessage({
+      type: "ice-outcome",
+      ok: true,
+      path,
+      remote: outcome.remote,
+      elapsedMs: outcome.elapsedMs,
+    });
+    const driver = await SessionDriver.connect({
+      remote: outcome.remote,
+      identity: options.identity,
+      acceptPeer: acceptHost(options),
+      config: withNativeAead(options.config),
+      attached: ice,
+      divert,
+    });
+    return { driver, path };
+  }
+  scope.postMessage({
+    type: "ice-outcome",
+    ok: false,
+    reason: outcome.reason,
+    elapsedMs: outcome.elapsedMs,
+  });
+  await ice.close();
+  ice = undefined;
+  if (closing) throw new Error("closed");
+  const { lease, relay } = await relayLease.promise;
+  const binding = new PeerBinding({ lease, identity: options.identity, retryMs: 250 });
+  const fromRelay = (from: PeerAddress) =>
+    from.port === relay.port && from.hostname === relay.hostname;
+  const driver = await SessionDriver.connect({
+    remote: relay,
+    identity: options.identity,
+    acceptPeer: acceptHost(options),
+    config: withNativeAead(options.config),
+    socket: UdpSocket.native(NativeUdpSocket.open({ hostname: "0.0.0.0", port: 0 })),
+    divert,
+    onForeign: (datagram, from) => {
+      if (fromRelay(from)) binding.handle(datagram);
+    },
+    prepare: async (link) => {
+      const status = await driveRelayBinding(binding, (d) => link.sendRaw(d, relay));
+      const text = status.state === "failed"
+        ? `failed: ${(status as { kind: string }).kind}`
+        : status.state;
+      scope.postMessage({ type: "relay-state", state: text });
+      if (status.state !== "ready") throw new Error(`relay binding ${text}`);
+    },
+  });
+  return { driver, path: "relay" };
+}
+
 async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promise<void> {
   port = mediaPort;
   // Input leaves from this thread: it must not wait for the decoder's or the player's time slice.
   setThreadRealtime(SESSION_THREAD_PRIORITY);
-  const expect = options.expectHost;
   let connected: SessionDriver;
+  let path: PathKind = "direct-address";
   try {
-    const native = NativeUdpSocket.open({
-      hostname: options.remote.hostname.includes(":") ? "::" : "0.0.0.0",
-      port: 0,
-    });
-    connected = await SessionDriver.connect({
-      remote: options.remote,
-      identity: options.identity,
-      acceptPeer: expect === undefined
-        ? undefined
-        : (peer) => peer.length === expect.length && peer.every((b, i) => b === expect[i]),
-      config: withNativeAead(options.config),
-      socket: UdpSocket.native(native),
-      divert,
-    });
+    if (options.ice === undefined) connected = await connectDirect(options);
+    else ({ driver: connected, path } = await connectIce(options, options.ice));
   } catch (error) {
+    await ice?.close();
     scope.postMessage({ type: "connect-failed", message: (error as Error).message });
     return;
   }
@@ -192,6 +321,8 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
     peerIdentity: connected.peerIdentity.slice(),
     peerExtension: connected.peerExtension.slice(),
     local: { ...connected.local },
+    remote: { ...connected.remote },
+    path,
     snapshot: snapshot(connected),
   });
   snapshotTimer = setInterval(() => {
@@ -206,6 +337,8 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
       clearInterval(snapshotTimer);
       flushMedia();
       mediaPort.postMessage({ type: "closed" } satisfies MediaPortMessage);
+      // ICE owns the socket a direct session ran on (consent checks ran beside RIFT).
+      await ice?.close();
       scope.postMessage({
         type: "closed",
         code: event.code,
@@ -232,7 +365,18 @@ scope.onmessage = (event: MessageEvent<NetWorkerCommand>) => {
     case "keyframe":
       driver?.requestKeyframe();
       break;
+    case "ice-remote":
+      remoteOffer.resolve(command.offer);
+      break;
+    case "relay":
+      relayLease.resolve({ lease: command.lease, relay: command.relay });
+      break;
     case "close":
+      closing = true;
+      remoteOffer.reject(new Error("closed"));
+      relayLease.reject(new Error("closed"));
+      remoteOffer.promise.catch(() => {});
+      relayLease.promise.catch(() => {});
       clearInterval(snapshotTimer);
       (driver?.close(command.code, command.reason) ?? Promise.resolve()).finally(() =>
         scope.close()

@@ -17,6 +17,11 @@ import type { PlayerPaintReport } from "../client/player/protocol.ts";
 import { WavryHost } from "../host/host.ts";
 import { startXvfb, type VirtualDisplay } from "../tests/support/xvfb.ts";
 import { XProbe } from "../tests/support/xprobe.ts";
+import { startReachServices } from "./reach.ts";
+import { GatewayLink } from "../host/gateway_link.ts";
+import { GatewaySession, loginAsUser } from "../client/gateway_connect.ts";
+import { GatewayClient } from "../gateway/client.ts";
+import { encodePeerKey } from "../crypto/lease.ts";
 
 /** How to run the demo. */
 export interface DemoOptions {
@@ -44,6 +49,19 @@ export interface DemoOptions {
   onUrl?: (url: string) => void;
   /** Receives a one-line status every second. */
   onStatus?: (line: string) => void;
+  /**
+   * Connect through a gateway, a STUN server and a relay started on loopback
+   * (real programs, KV in a temporary directory): the host registers and
+   * answers the client's connect request with ICE (docs/CONNECT.md).
+   */
+  viaGateway?: boolean;
+  /**
+   * With `viaGateway`: neither side offers a candidate (no host addresses, no
+   * STUN), so the checks fail at the bound and the stream goes through the relay.
+   */
+  forceRelay?: boolean;
+  /** Log lines of the gateway path (connect procedure, path chosen). */
+  onLog?: (line: string) => void;
 }
 
 /** What a demo run measured. */
@@ -104,20 +122,73 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       cleanup.push(() => probe!.stop());
     }
     const hostIdentity = generateIdentity();
+    const clientIdentity = generateIdentity();
+    const log = options.onLog ?? (() => {});
+    let reach:
+      | { link: GatewayLink; url: string; stun: { hostname: string; port: number } }
+      | undefined;
+    if (options.viaGateway) {
+      const services = await startReachServices();
+      cleanup.push(() => services.stop());
+      log(
+        `gateway ${services.gatewayUrl}, stun ${services.stun.hostname}:${services.stun.port}, ` +
+          `relay ${services.relay.hostname}:${services.relay.port}`,
+      );
+      // The client registers once; the host's owner then puts its key on the allow list.
+      await loginAsUser(new GatewayClient(services.gatewayUrl, clientIdentity), "demo-client");
+      const link = await GatewayLink.start({
+        url: services.gatewayUrl,
+        identity: hostIdentity,
+        name: "demo-host",
+        allow: [encodePeerKey(clientIdentity.publicKey)],
+        log: (line) => log(`host: ${line}`),
+      });
+      cleanup.push(() => link.stop());
+      reach = { link, url: services.gatewayUrl, stun: services.stun };
+    }
     const host = await WavryHost.start({
-      listen: { hostname: "127.0.0.1", port: 0 },
+      listen: { hostname: reach ? "0.0.0.0" : "127.0.0.1", port: 0 },
       display,
       fps,
       bitrateBps: options.bitrateBps ?? 8_000_000,
       identity: hostIdentity,
+      ice: reach
+        ? options.forceRelay
+          ? { hostAddresses: [] }
+          : { stunServer: reach.stun, includeLoopback: true }
+        : undefined,
+      connectEvents: reach?.link,
     });
     cleanup.push(() => host.stop());
+    let session: GatewaySession | undefined;
+    if (reach) {
+      await reach.link.serve(host.connector);
+      session = await GatewaySession.open({
+        url: reach.url,
+        identity: clientIdentity,
+        name: "demo-client",
+        host: { key: encodePeerKey(hostIdentity.publicKey) },
+        log: (line) => log(`client: ${line}`),
+      });
+      cleanup.push(() => session!.close());
+    }
     const client = await WavryClient.start({
       host: host.addr,
-      identity: generateIdentity(),
+      identity: clientIdentity,
       expectHost: hostIdentity.publicKey,
+      ice: session
+        ? {
+          options: options.forceRelay
+            ? { hostAddresses: [] }
+            : { stunServer: reach!.stun, includeLoopback: true },
+          signaling: session,
+        }
+        : undefined,
     });
     cleanup.push(() => client.stop());
+    log(
+      `connected: path ${client.connection.path} to ${client.connection.remote.hostname}:${client.connection.remote.port}`,
+    );
     options.onUrl?.(client.player.url);
 
     const paints: PlayerPaintReport[] = [];

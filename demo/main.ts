@@ -2,6 +2,11 @@
  * `./wavry demo`: the live stream on this machine, on embedded defaults.
  *
  *   ./wavry demo [--seconds N] [--browser headless|none] [--fps 60] [--size 1280x720]
+ *                [--via-gateway [--force-relay]]
+ *
+ * `--via-gateway` starts a gateway, a STUN server and a relay on loopback and
+ * connects host and client through them (ICE; docs/CONNECT.md); with
+ * `--force-relay` neither side offers a candidate, so the stream takes the relay.
  *
  * Without DISPLAY it starts Xvfb with a moving scene; it prints the player's
  * URL and a status line every second, stops on Ctrl-C or after --seconds, and
@@ -19,6 +24,8 @@ const { values } = parseArgs({
     browser: { type: "string", default: "none" },
     fps: { type: "string", default: "60" },
     size: { type: "string", default: "1280x720" },
+    "via-gateway": { type: "boolean", default: false },
+    "force-relay": { type: "boolean", default: false },
   },
 });
 if (values.browser !== "headless" && values.browser !== "none") {
@@ -47,6 +54,9 @@ const result = await runDemo({
           : ""),
     ),
   onStatus: (line) => console.log(`wavry demo: ${line}`),
+  viaGateway: values["via-gateway"],
+  forceRelay: values["force-relay"],
+  onLog: (line) => console.log(`wavry demo: ${line}`),
 });
 console.log(summaryLine(result));
 Deno.exit(0);

@@ -18,3 +18,19 @@ export function defaultIdentityPath(role: "host" | "client"): string {
   const base = Deno.env.get("XDG_CONFIG_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.config`;
   return `${base}/wavry/${role}.key`;
 }
+
+/**
+ * Rewrites `--NAME VALUE` into `--NAME=VALUE` for the given options, so a
+ * value starting with "-" (a base64url identity key does 1 time in 64) is
+ * not taken for an option by `parseArgs`. Other arguments pass unchanged.
+ */
+export function joinOptionValues(args: readonly string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (names.some((n) => a === `--${n}`) && i + 1 < args.length) {
+      out.push(`${a}=${args[++i]}`);
+    } else out.push(a);
+  }
+  return out;
+}

@@ -39,10 +39,29 @@ import { canonicalIp, parseIp, type TransportAddress } from "../core/stun/ip.ts"
 import type { AttachedSocket } from "./udp_session.ts";
 import { type DatagramHandler, type PeerAddress, UdpSocket } from "./udp_socket.ts";
 
+/**
+ * What ICE needs of a socket. A {@linkcode UdpSocket} is one; the host's is a
+ * view of its listener's socket (STUN arriving through `onForeign`, sends
+ * through `sendRaw`), so several agents share the one socket RIFT runs on.
+ */
+export interface IceTransport {
+  /** The bound address (the wildcard or one local IP, with the real port). */
+  readonly addr: PeerAddress;
+  /** Starts delivering datagrams to `handler`. */
+  start(handler: DatagramHandler): void;
+  /** Sends one datagram. */
+  send(datagram: Uint8Array, to: PeerAddress): void;
+  /** Releases the transport. */
+  close(): Promise<void>;
+}
+
 /** Options of {@linkcode IceConnection.gather}. */
 export interface IceGatherOptions {
-  /** A bound socket that nobody has started; the connection starts and owns it. */
-  socket: UdpSocket;
+  /**
+   * A bound socket that nobody has started (the connection starts and owns
+   * it), or another {@linkcode IceTransport}.
+   */
+  socket: UdpSocket | IceTransport;
   /** ICE role: by convention the client is controlling, the host controlled. */
   role: IceRole;
   /** STUN server (IP literal) for the server-reflexive candidate; none: host candidates only. */
@@ -111,8 +130,8 @@ export function localIpv4Addresses(includeLoopback = false): string[] {
  * session can run on the same socket afterwards.
  */
 export class IceConnection implements AttachedSocket {
-  /** The shared socket. */
-  readonly socket: UdpSocket;
+  /** The transport checks run on. */
+  readonly transport: UdpSocket | IceTransport;
   /** The agent (read `state`, `counters`, `selectedPair`). */
   readonly agent: IceAgent;
   /** Edge counters. */
@@ -131,9 +150,16 @@ export class IceConnection implements AttachedSocket {
   #outcome: Promise<IceOutcome> | undefined;
   #resolveOutcome: ((o: IceOutcome) => void) | undefined;
   #closed = false;
+  /** Set when no pair ever formed by the direct bound (the agent itself would wait forever). */
+  #noPairs = false;
+  #guard: ReturnType<typeof setTimeout> | undefined;
 
-  private constructor(socket: UdpSocket, agent: IceAgent, onEvent?: (event: IceEvent) => void) {
-    this.socket = socket;
+  private constructor(
+    socket: UdpSocket | IceTransport,
+    agent: IceAgent,
+    onEvent?: (event: IceEvent) => void,
+  ) {
+    this.transport = socket;
     this.agent = agent;
     this.#onEvent = onEvent;
   }
@@ -184,6 +210,14 @@ export class IceConnection implements AttachedSocket {
     return conn;
   }
 
+  /** The shared socket (for a RIFT session on it); only when the transport is a `UdpSocket`. */
+  get socket(): UdpSocket {
+    if (!(this.transport instanceof UdpSocket)) {
+      throw new Error("this IceConnection runs on a shared transport, not its own UdpSocket");
+    }
+    return this.transport;
+  }
+
   /** Credentials and candidates to send to the peer. */
   offer(): IceOffer {
     const { ufrag, pwd } = this.agent.localCredentials;
@@ -218,6 +252,15 @@ export class IceConnection implements AttachedSocket {
       }
     }
     this.#startedAt = performance.now();
+    // With no pair at all (no usable candidate on one side) the agent never starts checking;
+    // give up at the direct bound so the caller falls back to the relay like any failure.
+    clearTimeout(this.#guard);
+    this.#guard = setTimeout(() => {
+      if (this.agent.state !== "new" || this.#closed) return;
+      this.#noPairs = true;
+      this.#failure = "no candidate pair to check";
+      this.#checkOutcome();
+    }, this.agent.timing.directBoundMs);
     this.#pump();
     return ok({ refused });
   }
@@ -248,6 +291,7 @@ export class IceConnection implements AttachedSocket {
   /** Stops the timers and closes the socket. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#guard);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#bindingTimer !== undefined) clearTimeout(this.#bindingTimer);
     this.#timer = undefined;
@@ -257,7 +301,7 @@ export class IceConnection implements AttachedSocket {
       reason: "closed",
       elapsedMs: performance.now() - this.#startedAt,
     });
-    await this.socket.close();
+    await this.transport.close();
   }
 
   #onDatagram(datagram: Uint8Array, from: PeerAddress, now: number): void {
@@ -288,7 +332,7 @@ export class IceConnection implements AttachedSocket {
     const now = performance.now();
     b.handleTimeout(now);
     const bytes = b.pollTransmit(now);
-    if (bytes) this.socket.send(bytes, b.server);
+    if (bytes) this.transport.send(bytes, b.server);
     if (b.result()) {
       this.#bindingDone?.();
       return;
@@ -304,7 +348,7 @@ export class IceConnection implements AttachedSocket {
     const now = performance.now();
     this.agent.handleTimeout(now);
     for (let t; (t = this.agent.pollTransmit(now));) {
-      this.socket.send(t.bytes, { hostname: t.to.hostname, port: t.to.port });
+      this.transport.send(t.bytes, { hostname: t.to.hostname, port: t.to.port });
     }
     for (let e; (e = this.agent.pollEvent());) {
       if (e.type === "failed") this.#failure = e.reason;
@@ -325,7 +369,7 @@ export class IceConnection implements AttachedSocket {
     if (pair) {
       this.#resolveOutcome({ ok: true, remote: this.remote!, pair, elapsedMs });
       this.#resolveOutcome = undefined;
-    } else if (this.agent.state === "failed") {
+    } else if (this.agent.state === "failed" || this.#noPairs) {
       this.#resolveOutcome({ ok: false, reason: this.#failure, elapsedMs });
       this.#resolveOutcome = undefined;
     }

@@ -86,6 +86,8 @@ export class StreamMetrics {
   readonly #encodedFps: client.Gauge;
   readonly #queuingDelay: client.Gauge;
   readonly #congestionState: client.Gauge;
+  readonly #path: client.Gauge;
+  #pathKind: string | undefined;
   #congestion: CongestionFigures | undefined;
   readonly #samples = new Map<Stage, number[]>();
   readonly #frameTimes: number[] = [];
@@ -160,6 +162,25 @@ export class StreamMetrics {
       labelNames: ["state"],
       registers,
     });
+    this.#path = new client.Gauge({
+      name: "wavry_path",
+      help:
+        "1 for the network path in use: host, srflx, prflx (direct, by the host's candidate type), relay, direct-address (no ICE)",
+      labelNames: ["path"],
+      registers,
+    });
+  }
+
+  /** Sets the network path the session runs on (one series at 1, the others removed). */
+  path(kind: string): void {
+    this.#pathKind = kind;
+    this.#path.reset();
+    this.#path.set({ path: kind }, 1);
+  }
+
+  /** The path last set with {@linkcode StreamMetrics.path}. */
+  get pathKind(): string | undefined {
+    return this.#pathKind;
   }
 
   /** Sets what congestion control decided (host: its own decision; client: the host's STATS). */

@@ -22,3 +22,16 @@ Deno.test("metrics: stage percentiles, rates over the last second, Prometheus te
   assert.match(text, /wavry_frames_dropped_total\{role="client"\} 2/);
   assert.match(text, /wavry_rtt_ms\{role="client"\} 12.5/);
 });
+
+Deno.test("metrics: the path in use is one labelled gauge series at 1", async () => {
+  const m = new StreamMetrics("client");
+  assert.equal(m.pathKind, undefined);
+  assert.doesNotMatch(await m.prometheus(), /wavry_path\{/);
+  m.path("srflx");
+  assert.match(await m.prometheus(), /^wavry_path\{[^}]*path="srflx"[^}]*\} 1$/m);
+  m.path("relay");
+  const text = await m.prometheus();
+  assert.match(text, /^wavry_path\{[^}]*path="relay"[^}]*\} 1$/m);
+  assert.doesNotMatch(text, /path="srflx"/, "the old path's series is gone");
+  assert.equal(m.pathKind, "relay");
+});

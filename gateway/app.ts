@@ -685,6 +685,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
             sessionId: msg.sessionId,
             from: me.peer,
             candidates: msg.candidates,
+            // ICE credentials ride with the candidates (one offer each way, docs/CONNECT.md).
+            ...(msg.ufrag === undefined ? {} : { ufrag: msg.ufrag }),
+            ...(msg.pwd === undefined ? {} : { pwd: msg.pwd }),
           }, me.peer);
           if (r === "offline") {
             refuse("peer_offline");

@@ -103,6 +103,13 @@ export type Candidate = v.InferOutput<typeof CandidateSchema>;
 
 const Ref = v.optional(IdSchema);
 const Candidates = v.pipe(v.array(CandidateSchema), v.maxLength(MAX_CANDIDATES));
+/** ICE short-term credentials (RFC 8445 §5.3: ice-chars; ufrag 4–256, pwd 22–256). */
+const Ufrag = v.optional(
+  v.pipe(v.string(), v.minLength(4), v.maxLength(256), v.regex(/^[A-Za-z0-9+/]+$/)),
+);
+const Pwd = v.optional(
+  v.pipe(v.string(), v.minLength(22), v.maxLength(256), v.regex(/^[A-Za-z0-9+/]+$/)),
+);
 
 /** Every message a peer may send on `/v1/ws`, discriminated by `type`. */
 export const PeerMessageSchema = v.variant("type", [
@@ -122,12 +129,16 @@ export const PeerMessageSchema = v.variant("type", [
     type: v.literal("offer"),
     sessionId: IdSchema,
     candidates: Candidates,
+    ufrag: Ufrag,
+    pwd: Pwd,
     ref: Ref,
   }),
   v.strictObject({
     type: v.literal("answer"),
     sessionId: IdSchema,
     candidates: Candidates,
+    ufrag: Ufrag,
+    pwd: Pwd,
     ref: Ref,
   }),
   v.strictObject({ type: v.literal("relay_request"), sessionId: IdSchema, ref: Ref }),
@@ -174,8 +185,22 @@ export type GatewayMessage =
   | { type: "ack"; of: PeerMessageType; ref?: string }
   | { type: "connecting"; sessionId: string; to: string; ref?: string }
   | { type: "connect"; sessionId: string; from: string; fromName: string; needRelay: boolean }
-  | { type: "offer"; sessionId: string; from: string; candidates: Candidate[] }
-  | { type: "answer"; sessionId: string; from: string; candidates: Candidate[] }
+  | {
+    type: "offer";
+    sessionId: string;
+    from: string;
+    candidates: Candidate[];
+    ufrag?: string;
+    pwd?: string;
+  }
+  | {
+    type: "answer";
+    sessionId: string;
+    from: string;
+    candidates: Candidate[];
+    ufrag?: string;
+    pwd?: string;
+  }
   | {
     type: "lease";
     sessionId: string;

@@ -29,6 +29,15 @@ import { type CongestionDecision, MediaSendWorker } from "./media_send.ts";
 import type { MediaLaneState } from "../core/media_lane.ts";
 import { MediaPipeline } from "./media_pipeline.ts";
 import type { MediaSource } from "./media_worker.ts";
+import type { HostIceOptions, HostIceOutcome } from "./host_connector.ts";
+import type { IceOffer } from "../edge/ice_connect.ts";
+
+/** Where the input worker's answers to gateway connect requests go (host/gateway_link.ts). */
+export interface HostConnectEvents {
+  onIceOffer(sessionId: string, offer: IceOffer): void;
+  onIceOutcome(sessionId: string, outcome: HostIceOutcome): void;
+  onRelayState(sessionId: string, state: string): void;
+}
 
 /** How to run a host. */
 export interface HostOptions {
@@ -66,6 +75,13 @@ export interface HostOptions {
   maxBitrateBps?: number;
   /** Session timers (tests shorten them). */
   sessionConfig?: Partial<SessionConfig>;
+  /**
+   * Reachable through a gateway: ICE agents and relay bindings run in the
+   * input worker on the RIFT socket; their answers go to `connectEvents`.
+   */
+  ice?: HostIceOptions;
+  /** Receives the answers to {@linkcode WavryHost.connector} commands. */
+  connectEvents?: HostConnectEvents;
   /** Called for each line worth logging. */
   log?: (line: string) => void;
 }
@@ -150,7 +166,11 @@ export class WavryHost {
       allowedClients: this.#options.allowedClients,
       sessionConfig: this.#options.sessionConfig,
       display: this.#options.source?.kind === "pattern" ? undefined : this.#options.display,
+      ice: this.#options.ice,
     }, {
+      onIceOffer: (id, offer) => this.#options.connectEvents?.onIceOffer(id, offer),
+      onIceOutcome: (id, outcome) => this.#options.connectEvents?.onIceOutcome(id, outcome),
+      onRelayState: (id, state) => this.#options.connectEvents?.onRelayState(id, state),
       onClient: (id, remote, _peer, lane) => this.#serve(id, remote, lane),
       onClosed: (id, reason) => {
         this.#log(`client disconnected: ${reason}`);
@@ -161,6 +181,11 @@ export class WavryHost {
       onNack: (id, frameId, indexes) => this.#media.retransmit(id, frameId, indexes),
       onLog: (line) => this.#log(line),
     });
+  }
+
+  /** The input worker's connect commands (ICE and relay on the RIFT socket), for the gateway link. */
+  get connector(): InputWorker {
+    return this.#input;
   }
 
   /** The bound UDP address. */

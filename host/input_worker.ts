@@ -26,6 +26,8 @@ import { setThreadRealtime } from "../edge/thread_priority.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { encodeClockExtension } from "../core/clock_extension.ts";
 import { InputApplier, type InputArea } from "./input_applier.ts";
+import { HostConnector, type HostIceOptions, type HostIceOutcome } from "./host_connector.ts";
+import type { IceOffer } from "../edge/ice_connect.ts";
 
 /** What the worker needs to serve clients. */
 export interface InputWorkerOptions {
@@ -39,6 +41,8 @@ export interface InputWorkerOptions {
   sessionConfig?: Partial<SessionConfig>;
   /** X display to inject into; without one, input is refused as Unsupported (logged once). */
   display?: string;
+  /** Reachable through the gateway: ICE agents and relay bindings on this socket. */
+  ice?: HostIceOptions;
 }
 
 /** Messages the parent sends. */
@@ -47,6 +51,10 @@ export type InputWorkerCommand =
   | { type: "control"; id: number; data: Uint8Array }
   | { type: "close"; id: number; code: number; reason: string }
   | { type: "area"; area: InputArea | undefined }
+  | { type: "ice-gather"; sessionId: string; peerKey: Uint8Array }
+  | { type: "ice-remote"; sessionId: string; offer: IceOffer }
+  | { type: "relay-bind"; sessionId: string; lease: string; relay: PeerAddress }
+  | { type: "ice-close"; sessionId: string }
   | { type: "stop" };
 
 /** Messages the worker sends. */
@@ -66,6 +74,9 @@ export type InputWorkerEvent =
   | { type: "input-applied"; id: number; applyUs: number }
   | { type: "log"; line: string }
   | { type: "error"; message: string }
+  | { type: "ice-offer"; sessionId: string; offer: IceOffer }
+  | { type: "ice-outcome"; sessionId: string; outcome: HostIceOutcome }
+  | { type: "relay-state"; sessionId: string; state: string }
   | { type: "stopped" };
 
 interface WorkerScope {
@@ -83,6 +94,9 @@ interface Client {
 }
 
 let listener: SessionListener | undefined;
+let connector: HostConnector | undefined;
+/** Client identities the gateway sent a connect request for, by session (gateway mode). */
+const gatewayPeers = new Map<string, Uint8Array>();
 let injector: XTestInputInjector | undefined;
 let area: InputArea | undefined;
 let nextId = 1;
@@ -118,7 +132,13 @@ function start(options: InputWorkerOptions): void {
     port: 0,
     socket: UdpSocket.native(NativeUdpSocket.attach(options.fd)),
     identity: options.identity,
-    acceptPeer: allowed === undefined
+    // Through the gateway, a client the gateway vouched for (it checked the host's allow list or
+    // pairing before forwarding its connect) is accepted for as long as its request lives.
+    acceptPeer: options.ice !== undefined
+      ? (peer) =>
+        (allowed ?? []).some((key) => sameKey(key, peer)) ||
+        [...gatewayPeers.values()].some((key) => sameKey(key, peer))
+      : allowed === undefined
       ? undefined
       : (peer) => allowed.some((key) => sameKey(key, peer)),
     // OpenSSL's ChaCha20-Poly1305 through the shim (2–3x node:crypto) for both lanes.
@@ -126,7 +146,21 @@ function start(options: InputWorkerOptions): void {
     // The session's clock is this worker's performance.now(), whose origin differs from every
     // other thread's: the offset to CLOCK_MONOTONIC (the capture clock) must be taken here.
     extension: encodeClockExtension(monotonicMicros() - performance.now() * 1000),
+    // STUN (ICE checks, the srflx binding) and relay control share the socket with RIFT.
+    onForeign: options.ice === undefined
+      ? undefined
+      : (datagram, from, at) => connector?.handleForeign(datagram, from, at),
   });
+  if (options.ice !== undefined) {
+    const l = listener;
+    connector = new HostConnector(
+      l.addr,
+      (datagram, to) => l.sendRaw(datagram, to),
+      options.identity,
+      options.ice,
+      (sessionId) => gatewayPeers.delete(sessionId),
+    );
+  }
   acceptLoop(listener);
   post({ type: "started" });
 }
@@ -153,6 +187,8 @@ async function serve(driver: SessionDriver): Promise<void> {
     applier: injector && new InputApplier(injector, { area: screenArea }),
   };
   clients.set(id, client);
+  const iceSession = connector?.sessionOf(driver.remote);
+  if (iceSession !== undefined) connector!.keep(iceSession);
   let reason = "";
   try {
     post({
@@ -208,12 +244,15 @@ async function serve(driver: SessionDriver): Promise<void> {
       post({ type: "log", line: `releasing input failed: ${(error as Error).message}` });
     }
     clients.delete(id);
+    if (iceSession !== undefined) connector?.close(iceSession);
     post({ type: "closed", id, reason });
   }
 }
 
 async function stop(): Promise<void> {
   await Promise.all([...clients.values()].map((c) => c.driver.close().catch(() => {})));
+  await connector?.closeAll();
+  connector = undefined;
   await listener?.close();
   listener = undefined;
   injector?.close();
@@ -237,9 +276,57 @@ function handle(command: InputWorkerCommand): void {
     case "area":
       area = command.area;
       break;
+    case "ice-gather":
+    case "ice-remote":
+    case "relay-bind":
+    case "ice-close":
+      connecting(command);
+      break;
     case "stop":
       stop();
       break;
+  }
+}
+
+/** The gateway's connect requests, relayed by the main thread; errors are posted, never thrown. */
+async function connecting(
+  command: Extract<
+    InputWorkerCommand,
+    { type: "ice-gather" | "ice-remote" | "relay-bind" | "ice-close" }
+  >,
+): Promise<void> {
+  const c = connector;
+  if (c === undefined) {
+    post({ type: "error", message: "not started with ICE options" });
+    return;
+  }
+  const sessionId = command.sessionId;
+  try {
+    switch (command.type) {
+      case "ice-gather":
+        gatewayPeers.set(sessionId, command.peerKey);
+        post({ type: "ice-offer", sessionId, offer: await c.gather(sessionId) });
+        break;
+      case "ice-remote":
+        post({
+          type: "ice-outcome",
+          sessionId,
+          outcome: await c.connect(sessionId, command.offer),
+        });
+        break;
+      case "relay-bind":
+        post({
+          type: "relay-state",
+          sessionId,
+          state: await c.bindRelay(sessionId, command.lease, command.relay),
+        });
+        break;
+      case "ice-close":
+        await c.close(sessionId);
+        break;
+    }
+  } catch (error) {
+    post({ type: "error", message: `${command.type} ${sessionId}: ${(error as Error).message}` });
   }
 }
 

@@ -11,6 +11,8 @@ import { CloseCode } from "../core/frames.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import type { InputArea } from "./input_applier.ts";
 import type { InputWorkerCommand, InputWorkerEvent, InputWorkerOptions } from "./input_worker.ts";
+import type { IceOffer } from "../edge/ice_connect.ts";
+import type { HostIceOutcome } from "./host_connector.ts";
 
 export type { InputWorkerOptions } from "./input_worker.ts";
 
@@ -30,6 +32,12 @@ export interface InputWorkerListener {
   onInputApplied?(id: number, applyUs: number): void;
   /** A line worth logging. */
   onLog?(line: string): void;
+  /** This host's candidates for a connect request (ICE on the shared socket). */
+  onIceOffer?(sessionId: string, offer: IceOffer): void;
+  /** How a connect request's checks ended. */
+  onIceOutcome?(sessionId: string, outcome: HostIceOutcome): void;
+  /** How a relay binding ended ("ready", "failed: KIND", "aborted"). */
+  onRelayState?(sessionId: string, state: string): void;
 }
 
 /** Handle on the running input worker. */
@@ -92,6 +100,29 @@ export class InputWorker {
     this.#post({ type: "area", area });
   }
 
+  /**
+   * Gathers candidates for a gateway connect request from client `peerKey`
+   * (answered by `onIceOffer`); that identity may then complete a handshake.
+   */
+  iceGather(sessionId: string, peerKey: Uint8Array): void {
+    this.#post({ type: "ice-gather", sessionId, peerKey });
+  }
+
+  /** The client's offer: runs the checks (answered by `onIceOutcome`). */
+  iceRemote(sessionId: string, offer: IceOffer): void {
+    this.#post({ type: "ice-remote", sessionId, offer });
+  }
+
+  /** Binds to the relay with a lease on the shared socket (answered by `onRelayState`). */
+  relayBind(sessionId: string, lease: string, relay: PeerAddress): void {
+    this.#post({ type: "relay-bind", sessionId, lease, relay });
+  }
+
+  /** Forgets a connect request (its agent and binding). */
+  iceClose(sessionId: string): void {
+    this.#post({ type: "ice-close", sessionId });
+  }
+
   /** Closes every session, the listener and the injector, then ends the worker. Idempotent. */
   stop(timeoutMs = 5_000): Promise<void> {
     this.#stopping ??= (async () => {
@@ -137,6 +168,15 @@ export class InputWorker {
         break;
       case "error":
         l.onLog?.(`input worker: ${message.message}`);
+        break;
+      case "ice-offer":
+        l.onIceOffer?.(message.sessionId, message.offer);
+        break;
+      case "ice-outcome":
+        l.onIceOutcome?.(message.sessionId, message.outcome);
+        break;
+      case "relay-state":
+        l.onRelayState?.(message.sessionId, message.state);
         break;
       case "stopped":
         this.#resolveStopped?.();

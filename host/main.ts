@@ -5,6 +5,13 @@
  *                [--identity ~/.config/wavry/host.key] [--allow CLIENT_KEY ...] [--metrics-port 9700]
  *                [--no-audio] [--audio-source PULSE_SOURCE]
  *                [--fixed-bitrate [--fec PARITY_RATIO]] [--max-bitrate MBPS]
+ *                [--gateway URL [--name NAME] [--stun IP:PORT] [--pairing] [--ice-loopback]]
+ *
+ * With `--gateway` the host registers (or logs in) as a host, keeps presence
+ * on the gateway's WebSocket and answers connect requests with ICE on its
+ * RIFT socket (relay fallback with a lease); `--allow` keys then also go to
+ * the gateway's allow list, and `--pairing` prints a one-time pairing code
+ * (docs/CONNECT.md). Without it the host just listens on `--listen`.
  *
  * By default DELTA congestion control picks the bitrate, frame rate, FEC and pacing
  * (docs/DELTA.md); `--fixed-bitrate` streams at `--bitrate` with `--fec` parity instead.
@@ -20,10 +27,13 @@ import {
 import { loadOrCreateIdentity } from "../crypto/identity_file.ts";
 import { WavryHost } from "./host.ts";
 import { DEFAULT_VIDEO_FEC } from "../core/fec/video.ts";
-import { defaultIdentityPath, parseAddress } from "../edge/cli.ts";
+import { defaultIdentityPath, joinOptionValues, parseAddress } from "../edge/cli.ts";
+import { GatewayLink } from "./gateway_link.ts";
+import { encodePeerKey } from "../crypto/lease.ts";
 
 const { values } = parseArgs({
-  args: Deno.args,
+  // A base64url key may start with "-": keep it the option's value.
+  args: joinOptionValues(Deno.args, ["allow"]),
   options: {
     listen: { type: "string", default: "0.0.0.0:7700" },
     display: { type: "string" },
@@ -37,6 +47,11 @@ const { values } = parseArgs({
     "fixed-bitrate": { type: "boolean", default: false },
     "max-bitrate": { type: "string" },
     "audio-source": { type: "string" },
+    gateway: { type: "string" },
+    name: { type: "string" },
+    stun: { type: "string" },
+    pairing: { type: "boolean", default: false },
+    "ice-loopback": { type: "boolean", default: false },
   },
 });
 
@@ -55,7 +70,28 @@ const allowed = (values.allow ?? []).map((text) => {
   return key;
 });
 if (allowed.length === 0) {
-  console.error("wavry host: no --allow given: any client identity may connect");
+  console.error(
+    values.gateway === undefined
+      ? "wavry host: no --allow given: any client identity may connect"
+      : "wavry host: no --allow given: clients the gateway authorises (allow list, pairing) may connect",
+  );
+}
+const log = (line: string) => console.error(`wavry host: ${line}`);
+let link: GatewayLink | undefined;
+if (values.gateway !== undefined) {
+  try {
+    link = await GatewayLink.start({
+      url: values.gateway,
+      identity,
+      name: values.name ?? Deno.hostname(),
+      allow: allowed.map((key) => encodePeerKey(key)),
+      pairing: values.pairing,
+      log,
+    });
+  } catch (error) {
+    console.error(`wavry host: gateway ${values.gateway}: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
 }
 const host = await WavryHost.start({
   listen: parseAddress(values.listen),
@@ -71,8 +107,14 @@ const host = await WavryHost.start({
     : Number(values["max-bitrate"]) * 1e6,
   // Reed-Solomon parity per video frame with --fixed-bitrate; 0.1 = one parity packet per ten.
   sessionConfig: { fec: { ...DEFAULT_VIDEO_FEC, parityRatio: Number(values.fec) } },
-  log: (line) => console.error(`wavry host: ${line}`),
+  ice: link === undefined ? undefined : {
+    stunServer: values.stun === undefined ? undefined : parseAddress(values.stun),
+    includeLoopback: values["ice-loopback"],
+  },
+  connectEvents: link,
+  log,
 });
+await link?.serve(host.connector);
 const metricsServer = Deno.serve(
   { port: Number(values["metrics-port"]), hostname: "127.0.0.1", onListen: () => {} },
   async () =>
@@ -88,6 +130,7 @@ console.log(
     `metrics http://127.0.0.1:${values["metrics-port"]}/metrics`,
 );
 const stop = async () => {
+  await link?.stop();
   await host.stop();
   await metricsServer.shutdown();
   Deno.exit(0);

@@ -10,6 +10,7 @@
  * @module
  */
 import client from "prom-client";
+import { NativeUdpSocket } from "../edge/native_udp.ts";
 import {
   type IpFamily,
   type LocalSocket,
@@ -37,6 +38,8 @@ export interface StunServerOptions {
   software?: string;
   /** Called with the kernel-reported source of every datagram (logging, tests). */
   onDatagram?: (from: TransportAddress, arrivedOn: LocalSocket) => void;
+  /** "auto" (default): the shim's batched socket when it loads, else Deno's; "deno": Deno's. */
+  socket?: "auto" | "deno";
 }
 
 /**
@@ -65,13 +68,101 @@ function socketKey(s: LocalSocket): string {
   return `${s.ip}/${s.port}`;
 }
 
+/** One server socket: Deno's, or the shim's (batched receives, synchronous sends). */
+interface ServerSocket {
+  readonly port: number;
+  /** One receive call returns many datagrams (the shim's recvmmsg). */
+  readonly batched: boolean;
+  /** Receives until closed; calls `handle` per datagram. */
+  loop(
+    handle: (datagram: Uint8Array, from: Deno.NetAddr) => void,
+    isClosed: () => boolean,
+  ): Promise<void>;
+  /** Sends one reply; false when the kernel refused it. */
+  send(bytes: Uint8Array, to: { hostname: string; port: number }): Promise<boolean> | boolean;
+  close(): void;
+}
+
+function denoSocket(conn: Deno.DatagramConn): ServerSocket {
+  return {
+    port: (conn.addr as Deno.NetAddr).port,
+    batched: false,
+    async loop(handle, isClosed) {
+      while (!isClosed()) {
+        let datagram: Uint8Array, addr: Deno.Addr;
+        try {
+          [datagram, addr] = await conn.receive();
+        } catch (e) {
+          if (isClosed() || e instanceof Deno.errors.BadResource) return;
+          continue; // e.g. ECONNREFUSED from an earlier ICMP error: the socket is fine
+        }
+        handle(datagram, addr as Deno.NetAddr);
+      }
+    },
+    send: (bytes, to) =>
+      conn.send(bytes, { transport: "udp", ...to }).then(() => true, () => false),
+    close: () => conn.close(),
+  };
+}
+
+/**
+ * The shim's socket: one receive call returns up to 64 queued requests
+ * (recvmmsg), and replies go out with a synchronous sendto — Deno's
+ * per-datagram async ops were what bounded the server (docs/STUN.md).
+ */
+function nativeSocket(socket: NativeUdpSocket): ServerSocket {
+  return {
+    port: socket.localAddr.port,
+    batched: true,
+    async loop(handle, isClosed) {
+      let reuse: ArrayBuffer | undefined;
+      while (!isClosed()) {
+        let batch;
+        try {
+          batch = await socket.receiveBatch(64, -1, { reuse });
+        } catch {
+          if (isClosed() || socket.closed) return;
+          continue;
+        }
+        if (batch.closed) return;
+        for (let i = 0; i < batch.count; i++) {
+          if (batch.truncated(i)) continue;
+          const from = batch.source(i);
+          handle(batch.datagram(i), { transport: "udp", hostname: from.hostname, port: from.port });
+        }
+        reuse = batch.buffer;
+      }
+    },
+    send: (bytes, to) => {
+      try {
+        return socket.send(bytes, to);
+      } catch {
+        return false;
+      }
+    },
+    close: () => void socket.close(),
+  };
+}
+
+/** Binds with the shim when it loads (and `prefer` allows), else with Deno. */
+function bindSocket(hostname: string, port: number, prefer: "auto" | "deno"): ServerSocket {
+  if (prefer === "auto") {
+    try {
+      return nativeSocket(NativeUdpSocket.open({ hostname, port }));
+    } catch {
+      // No shim (or it cannot bind): Deno's socket, which reports a taken port clearly itself.
+    }
+  }
+  return denoSocket(Deno.listenDatagram({ hostname, port, transport: "udp" }));
+}
+
 /** A running STUN server. */
 export class StunServer {
   /** The sans-IO core (its counters are live). */
   readonly core: StunServerCore;
   /** Prometheus registry with this server's series. */
   readonly registry: client.Registry = new client.Registry();
-  readonly #sockets: Map<string, Deno.DatagramConn>;
+  readonly #sockets: Map<string, ServerSocket>;
   readonly #loops: Promise<void>[] = [];
   readonly #received: client.Counter<"socket">;
   readonly #responses: client.Counter<"class" | "code">;
@@ -84,7 +175,7 @@ export class StunServer {
 
   private constructor(
     core: StunServerCore,
-    sockets: Map<string, Deno.DatagramConn>,
+    sockets: Map<string, ServerSocket>,
     onDatagram?: (from: TransportAddress, arrivedOn: LocalSocket) => void,
   ) {
     this.core = core;
@@ -114,8 +205,10 @@ export class StunServer {
       help: "Replies the kernel refused to send",
       registers,
     });
-    for (const [key, conn] of sockets) {
-      for (let i = 0; i < RECEIVES_IN_FLIGHT; i++) this.#loops.push(this.#receiveLoop(key, conn));
+    for (const [key, socket] of sockets) {
+      // Deno's socket keeps several receive ops pending; the native one batches instead.
+      const loops = socket.batched ? 1 : RECEIVES_IN_FLIGHT;
+      for (let i = 0; i < loops; i++) this.#loops.push(this.#receiveLoop(key, socket));
     }
   }
 
@@ -135,9 +228,9 @@ export class StunServer {
     }
     const family = familyOf(listen.hostname);
     const bind = (hostname: string, port: number) =>
-      Deno.listenDatagram({ hostname, port, transport: "udp" });
-    const port = (c: Deno.DatagramConn) => (c.addr as Deno.NetAddr).port;
-    const sockets = new Map<string, Deno.DatagramConn>();
+      bindSocket(hostname, port, opts.socket ?? "auto");
+    const port = (c: ServerSocket) => c.port;
+    const sockets = new Map<string, ServerSocket>();
     try {
       const primary = bind(listen.hostname, listen.port);
       sockets.set("primary/primary", primary);
@@ -182,19 +275,18 @@ export class StunServer {
       : undefined;
   }
 
-  async #receiveLoop(key: string, conn: Deno.DatagramConn): Promise<void> {
+  #receiveLoop(key: string, socket: ServerSocket): Promise<void> {
     const [ip, port] = key.split("/") as ["primary" | "alternate", "primary" | "alternate"];
     const arrivedOn: LocalSocket = { ip, port };
-    while (!this.#closed) {
-      let datagram: Uint8Array, addr: Deno.Addr;
-      try {
-        [datagram, addr] = await conn.receive();
-      } catch (e) {
-        if (this.#closed || e instanceof Deno.errors.BadResource) return;
-        continue; // e.g. ECONNREFUSED from an earlier ICMP error: the socket is fine
-      }
+    return socket.loop(
+      (datagram, from) => this.#onRequest(key, arrivedOn, datagram, from),
+      () => this.#closed,
+    );
+  }
+
+  #onRequest(key: string, arrivedOn: LocalSocket, datagram: Uint8Array, from: Deno.NetAddr): void {
+    {
       this.#received.inc({ socket: key });
-      const from = addr as Deno.NetAddr;
       const source = sourceAddress(from);
       try {
         this.#onDatagram?.(source, arrivedOn);
@@ -204,19 +296,22 @@ export class StunServer {
       const action = this.core.handle(datagram, source, arrivedOn);
       if (action.action === "drop") {
         this.#drops.inc({ reason: action.reason satisfies StunDropReason });
-        continue;
+        return;
       }
       this.#responses.inc({
         class: action.errorCode === 0 ? "success" : "error",
         code: String(action.errorCode),
       });
       const out = this.#sockets.get(socketKey(action.sendFrom));
-      if (!out) continue;
-      // Not awaited: one slow send must not stall the receive loop; failures are counted.
-      out.send(action.bytes, { transport: "udp", ...action.to }).catch(() => {
+      if (!out) return;
+      const failed = () => {
         this.#sendErrorCount++;
         this.#sendErrors.inc();
-      });
+      };
+      // Not awaited: one slow send must not stall the receive loop; failures are counted.
+      const sent = out.send(action.bytes, { hostname: action.to.hostname, port: action.to.port });
+      if (sent === false) failed();
+      else if (sent !== true) sent.then((ok) => ok || failed());
     }
   }
 

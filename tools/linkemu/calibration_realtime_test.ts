@@ -14,12 +14,31 @@ import {
   calibrateTrace,
   GE_CALIBRATION,
 } from "./calibrate.ts";
-import { setThreadRealtime } from "./realtime.ts";
+import { setThreadNormal, setThreadRealtime } from "./realtime.ts";
 
-// The probe's own thread too: on this shared machine an ordinary thread may wait
-// milliseconds for a core, which would be charged to the emulator. Lower than
-// the emulator's 70, so it never delays a release, and above libwebrtc's 49.
-setThreadRealtime(60);
+/**
+ * `Deno.test` with the probe's own thread at SCHED_FIFO 60 for the test's
+ * duration only: on this shared machine an ordinary thread may wait
+ * milliseconds for a core, which would be charged to the emulator (60 is
+ * below the emulator's 70, so it never delays a release, and above
+ * libwebrtc's 49). Restored afterwards: other test files run on this thread
+ * later, and anything they spawn (Chromium) would inherit a real-time policy
+ * and could starve the machine.
+ */
+function rtTest(
+  name: string,
+  options: Omit<Deno.TestDefinition, "name" | "fn">,
+  fn: () => Promise<void>,
+): void {
+  Deno.test(name, options, async () => {
+    setThreadRealtime(60);
+    try {
+      await fn();
+    } finally {
+      setThreadNormal();
+    }
+  });
+}
 
 const opts = { sanitizeOps: true, sanitizeResources: true };
 
@@ -47,7 +66,7 @@ async function bestOf<T>(
   assert.fail(`all ${attempts} runs failed: ${seen.join("; ")}`);
 }
 
-Deno.test("calibration: the configured delay, with under 1 ms of added jitter", opts, async () => {
+rtTest("calibration: the configured delay, with under 1 ms of added jitter", opts, async () => {
   const r = await bestOf(3, () => calibrateDelay(20), (r) =>
     // Added jitter: what the emulator adds to the jitter of the path without
     // it, measured in the same run (loopback plus this probe's own wake-ups),
@@ -63,7 +82,7 @@ Deno.test("calibration: the configured delay, with under 1 ms of added jitter", 
   assert.ok(r.owdP50Ms - 20 < 0.5, `median ${r.owdP50Ms} ms, configured 20 ms`);
 });
 
-Deno.test(
+rtTest(
   "calibration: a saturated rate limit delivers the configured rate within 1%",
   opts,
   async () => {
@@ -84,7 +103,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+rtTest(
   "calibration: capacity follows a schedule step within 1% on both sides",
   opts,
   async () => {
@@ -102,7 +121,7 @@ Deno.test(
   },
 );
 
-Deno.test("calibration: two flows share one bottleneck", opts, async () => {
+rtTest("calibration: two flows share one bottleneck", opts, async () => {
   const r = await bestOf(
     3,
     () => calibrateSharedBottleneck(10e6, 2000),
@@ -120,14 +139,14 @@ Deno.test("calibration: two flows share one bottleneck", opts, async () => {
 const pathDrops = (r: { pathDrops: number }) =>
   r.pathDrops > 0 ? `${r.pathDrops} datagrams lost by the sockets, not the model` : undefined;
 
-Deno.test("calibration: Bernoulli loss within a 99.9% binomial bound", opts, async () => {
+rtTest("calibration: Bernoulli loss within a 99.9% binomial bound", opts, async () => {
   const p = 0.05;
   const r = await bestOf(3, () => calibrateLoss({ kind: "bernoulli", p }, 5000), pathDrops);
   const bound = 3.29 * Math.sqrt((p * (1 - p)) / r.sent);
   assert.ok(Math.abs(r.lossRate - p) < bound, `loss ${r.lossRate}, configured ${p} ± ${bound}`);
 });
 
-Deno.test("calibration: Gilbert-Elliott mean loss and burst length", opts, async () => {
+rtTest("calibration: Gilbert-Elliott mean loss and burst length", opts, async () => {
   const r = await bestOf(3, () => calibrateLoss(GE_CALIBRATION, 10000), pathDrops);
   // Losses are correlated: the variance of the mean is inflated by (1 + λ) / (1 − λ),
   // λ = 1 − pGoodToBad − pBadToGood the chain's second eigenvalue.
@@ -138,7 +157,7 @@ Deno.test("calibration: Gilbert-Elliott mean loss and burst length", opts, async
   assert.ok(Math.abs(r.meanBurst - 3) < 0.75, `mean burst ${r.meanBurst}, configured 3`);
 });
 
-Deno.test(
+rtTest(
   "calibration: jitter reorders only when allowed, within [delay, delay + jitter)",
   opts,
   async () => {
@@ -160,7 +179,7 @@ Deno.test(
   },
 );
 
-Deno.test("calibration: trace-driven capacity matches the trace within 1%", opts, async () => {
+rtTest("calibration: trace-driven capacity matches the trace within 1%", opts, async () => {
   // Timing-sensitive like the rate test: a stall at either end stretches the span.
   const r = await bestOf(
     3,
