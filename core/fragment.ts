@@ -126,6 +126,17 @@ interface Pending {
 
 const HALF_SERIAL = 0x80000000;
 
+/** Whether frame id `a` comes strictly before `b` (u32 serial-number order, ids wrap at 2^32). */
+export function frameIdBefore(a: number, b: number): boolean {
+  const behind = (b - a) >>> 0;
+  return behind !== 0 && behind < HALF_SERIAL;
+}
+
+/** Sort comparator for frame ids in serial-number order, oldest first. */
+export function compareFrameIds(a: number, b: number): number {
+  return a === b ? 0 : frameIdBefore(a, b) ? -1 : 1;
+}
+
 /**
  * Reassembles video frames from their fragments. Out-of-order and duplicate
  * fragments are fine; each frame is delivered at most once, and every frame
@@ -338,35 +349,18 @@ export class Reassembler {
   }
 
   /**
-   * Brings the deadline of every pending frame sent before `frameId`
-   * (serial-number order) forward to `deadline`, if later. Called when
-   * `frameId` completed: a frame's fragments and FEC parity all leave before
-   * the next frame's, so an older frame still incomplete once a newer one is
-   * whole will only complete if its packets were merely reordered — it gets a
-   * short grace for that, not the full reassembly deadline.
-   */
-  hastenBefore(frameId: number, deadline: number): void {
-    for (const p of this.#pending.values()) {
-      const behind = (frameId - p.frameId) >>> 0;
-      if (behind === 0 || behind >= HALF_SERIAL) continue;
-      p.deadline = Math.min(p.deadline, deadline);
-    }
-  }
-
-  /**
    * Pending frames sent before `frameId` (serial-number order), oldest first,
    * with the fragment indexes still missing and their current deadline.
    */
   incompleteBefore(frameId: number): { frameId: number; missing: number[]; deadline: number }[] {
     const out: { frameId: number; missing: number[]; deadline: number }[] = [];
     for (const p of this.#pending.values()) {
-      const behind = (frameId - p.frameId) >>> 0;
-      if (behind === 0 || behind >= HALF_SERIAL) continue;
+      if (!frameIdBefore(p.frameId, frameId)) continue;
       const missing: number[] = [];
       for (let i = 0; i < p.count; i++) if (p.received[i] === 0) missing.push(i);
       out.push({ frameId: p.frameId, missing, deadline: p.deadline });
     }
-    return out.sort((a, b) => ((a.frameId - b.frameId) >>> 0) < HALF_SERIAL ? 1 : -1);
+    return out.sort((a, b) => compareFrameIds(a.frameId, b.frameId));
   }
 
   /** Moves a pending frame's deadline earlier (never later than it was). */

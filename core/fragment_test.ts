@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { decodeFrames, encodeFrames, type VideoFragmentFrame } from "./frames.ts";
-import { type EncodedFrame, fragmentFrame, Reassembler } from "./fragment.ts";
+import {
+  compareFrameIds,
+  type EncodedFrame,
+  fragmentFrame,
+  frameIdBefore,
+  Reassembler,
+} from "./fragment.ts";
 
 function frameOf(id: number, size: number, keyframe = false): EncodedFrame {
   const data = new Uint8Array(size);
@@ -279,4 +285,17 @@ Deno.test("reassembly: any frame missing a fragment is never delivered and expir
     ),
     { numRuns: 300 },
   );
+});
+
+Deno.test("frame ids: serial-number order across the 2^32 wrap", () => {
+  assert.equal(frameIdBefore(1, 2), true);
+  assert.equal(frameIdBefore(2, 1), false);
+  assert.equal(frameIdBefore(5, 5), false);
+  assert.equal(frameIdBefore(0xffffffff, 0), true);
+  assert.deepEqual([3, 0xfffffffe, 1, 0xffffffff].sort(compareFrameIds), [
+    0xfffffffe,
+    0xffffffff,
+    1,
+    3,
+  ]);
 });

@@ -28,7 +28,13 @@ import {
   maxVideoPayload,
   type VideoFragmentFrame,
 } from "./frames.ts";
-import { type EncodedFrame, fragmentFrame, Reassembler } from "./fragment.ts";
+import {
+  compareFrameIds,
+  type EncodedFrame,
+  fragmentFrame,
+  frameIdBefore,
+  Reassembler,
+} from "./fragment.ts";
 import { FecReceiver, protectFrame, type VideoFecConfig } from "./fec/video.ts";
 import {
   AEAD_TAG_LENGTH,
@@ -483,14 +489,11 @@ export class MediaReceiver {
   #release(): void {
     if (this.#held.length === 0) return;
     const blocked = (frameId: number) => {
-      for (const a of this.#awaiting) {
-        const behind = (frameId - a) >>> 0;
-        if (behind !== 0 && behind < 0x80000000) return true;
-      }
+      for (const a of this.#awaiting) if (frameIdBefore(a, frameId)) return true;
       return false;
     };
     // Oldest first (serial-number order), whatever order they completed in.
-    this.#held.sort((a, b) => ((b.frameId - a.frameId) >>> 0) < 0x80000000 ? -1 : 1);
+    this.#held.sort((a, b) => compareFrameIds(a.frameId, b.frameId));
     const keep: EncodedFrame[] = [];
     for (const frame of this.#held) {
       if (blocked(frame.frameId)) keep.push(frame);
