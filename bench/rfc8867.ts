@@ -71,6 +71,31 @@ export function ceilingBps(c: RaceCase): number {
 /** DELTA's starting bitrate in the race: libwebrtc's GCC starts at 300 kbit/s too. */
 export const WAVRY_START_BPS = 300_000;
 
+/** What both contenders are given for one case. */
+export interface ContenderOptions {
+  width: number;
+  height: number;
+  fps: number;
+  freshShare?: number;
+  noiseAmplitude?: number;
+  log: (l: string) => void;
+}
+
+/**
+ * The media flows of a case, as emulator flows in order: the forward ones
+ * first, then the backward one (5.3). Throws "not run" for a case with a
+ * competing TCP flow, which no contender can run through the UDP emulator.
+ */
+function mediaFlows(c: RaceCase): { dir: "up" | "down" }[] {
+  if (c.competing.some((f) => f.kind === "tcp-long")) {
+    throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
+  }
+  return [
+    ...Array.from({ length: c.mediaFlows }, () => ({ dir: "up" as const })),
+    ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
+  ];
+}
+
 /**
  * Wavry's side of the race: one WavryHost per media flow of the case, each
  * streaming the synthetic picture (media/pattern.ts, the one libwebrtc gets)
@@ -89,22 +114,9 @@ export const WAVRY_START_BPS = 300_000;
 export async function runWavry(
   c: RaceCase,
   startLink: StartLinkEmulator,
-  opts: {
-    width: number;
-    height: number;
-    fps: number;
-    freshShare?: number;
-    noiseAmplitude?: number;
-    log: (l: string) => void;
-  },
+  opts: ContenderOptions,
 ): Promise<ContenderRun> {
-  if (c.competing.some((f) => f.kind === "tcp-long")) {
-    throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
-  }
-  const specs: { dir: "up" | "down" }[] = [
-    ...Array.from({ length: c.mediaFlows }, () => ({ dir: "up" as const })),
-    ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
-  ];
+  const specs = mediaFlows(c);
   const maxBitrateBps = Math.ceil(ceilingBps(c));
   // Host as target: the emulator's down link carries the media, its up link the feedback.
   const up = await linkConfigFor(c.backward, c);
@@ -282,23 +294,9 @@ export function frameRecordsOf(
 export async function runWebrtc(
   c: RaceCase,
   startLink: StartLinkEmulator,
-  opts: {
-    width: number;
-    height: number;
-    fps: number;
-    freshShare?: number;
-    noiseAmplitude?: number;
-    log: (l: string) => void;
-  },
+  opts: ContenderOptions,
 ): Promise<ContenderRun> {
-  if (c.competing.some((f) => f.kind === "tcp-long")) {
-    throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
-  }
-  // Flow i of the emulator: forward calls first, then the backward one (5.3).
-  const specs: { dir: "up" | "down" }[] = [
-    ...Array.from({ length: c.mediaFlows }, () => ({ dir: "up" as const })),
-    ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
-  ];
+  const specs = mediaFlows(c);
   // The ceiling GCC may reach: the case's highest capacity (RFC scale or x10).
   const maxKbps = Math.ceil(ceilingBps(c) / 1000);
   const up = await linkConfigFor(c.forward, c);
