@@ -8,6 +8,7 @@ import type { CapturedFrame } from "../types.ts";
 import { X11Capturer } from "./capture_x11.ts";
 import { FfmpegVideoDecoder } from "./video_decoder.ts";
 import { FfmpegVideoEncoder } from "./video_encoder.ts";
+import { SyntheticCapturer } from "../synthetic_capture.ts";
 
 const W = 1280;
 const H = 720;
@@ -224,4 +225,37 @@ Deno.test("bitrate changes every 10 frames: no keyframe, each second within 25% 
   } finally {
     encoder.close();
   }
+});
+
+Deno.test("libx264 follows a low target: mean at most the target, no frame above 1.3× its share (race picture, 360p60)", async () => {
+  let t = 0;
+  const capturer = new SyntheticCapturer({ width: 640, height: 360 }, () => (t += 1e6 / 60));
+  for (const bps of [600_000, 1_000_000, 2_000_000]) {
+    const encoder = FfmpegVideoEncoder.open({
+      width: 640,
+      height: 360,
+      fps: 60,
+      bitrateBps: bps,
+      log: false,
+    });
+    try {
+      let bits = 0, worst = 0;
+      for (let i = 0; i < 180; i++) {
+        const au = await encoder.encode(await capturer.capture());
+        if (i < 60) continue; // the keyframe's second
+        bits += au.data.length * 8;
+        worst = Math.max(worst, (au.data.length * 8) / (bps / 60));
+      }
+      const ratio = bits / (bps * 2);
+      // The old two-frame VBV at the target: mean 1.00, frames up to 1.6-1.7× their share.
+      assert.ok(
+        ratio <= 1 && ratio > 0.8,
+        `${bps} bit/s: produced ${ratio.toFixed(3)} × the target`,
+      );
+      assert.ok(worst <= 1.3, `${bps} bit/s: a frame of ${worst.toFixed(2)} × its share`);
+    } finally {
+      encoder.close();
+    }
+  }
+  capturer.close();
 });
