@@ -55,8 +55,11 @@ export interface ContenderRun {
   readonly linkOffsetMs: number;
   /** Length of the measured run (ms). */
   readonly durationMs: number;
-  /** The contender's own estimate over time (bit/s), when it exposes one. */
-  readonly estimate?: { t: number; bps: number }[];
+  /**
+   * The contender's own estimate over time (bit/s), when it exposes one; DELTA's is the encoder's
+   * target and also carries DELTA's send budget (`sendBps`: encoder + FEC + headers) and FEC ratio.
+   */
+  readonly estimate?: { t: number; bps: number; sendBps?: number; fecRatio?: number }[];
   /** Free-form notes (e.g. setParameters refused). */
   readonly notes: string[];
 }
@@ -202,11 +205,14 @@ export async function runWavry(
         } else if (e.type === "video-frame-lost") lostIds[i].add(e.frameId);
       }
     });
-    const estimate: { t: number; bps: number }[] = [];
+    const estimate: { t: number; bps: number; sendBps?: number; fecRatio?: number }[] = [];
     const poll = setInterval(() => {
       const now = performance.now();
       const cong = hosts[0].metrics.snapshot(now).congestion;
-      if (cong) estimate.push({ t: now - epochPerf, bps: cong.targetBitrateBps });
+      if (cong) {
+        const { targetBitrateBps: bps, sendBitrateBps: sendBps, fecRatio } = cong;
+        estimate.push({ t: now - epochPerf, bps, sendBps, fecRatio });
+      }
     }, 100);
     await new Promise((r) => setTimeout(r, c.durationMs));
     clearInterval(poll);

@@ -57,6 +57,8 @@ export interface MetricsSnapshot {
 export interface CongestionFigures {
   /** Encoder target, bit/s. */
   readonly targetBitrateBps: number;
+  /** Congestion control's send budget (encoder + FEC + headers), bit/s, when known. */
+  readonly sendBitrateBps?: number;
   /** FEC parity per data packet. */
   readonly fecRatio: number;
   /** Frame rate being encoded. */

@@ -235,6 +235,12 @@ export class WavryHost {
     } finally {
       this.#media.remove(id);
       this.#clients.delete(id);
+      // A client that held the encoder (its window was full) no longer does.
+      if (
+        this.#pipeline !== undefined && ![...this.#clients.values()].some((c) => c.decision?.hold)
+      ) {
+        this.#pipeline.setHold(false);
+      }
       if (this.#clients.size === 0) await this.#stopPipeline();
     }
   }
@@ -335,6 +341,7 @@ export class WavryHost {
     client.decision = decision;
     this.metrics.congestion({
       targetBitrateBps: decision.mediaBitrateBps,
+      sendBitrateBps: decision.targetBitrateBps,
       fecRatio: decision.fecRatio,
       fps: decision.fps,
       queuingDelayMs: decision.queuingDelayMs,
@@ -344,11 +351,15 @@ export class WavryHost {
     if (pipeline === undefined) return;
     let bitrate = Infinity;
     let fps = pipeline.fps;
+    let hold = false;
     for (const c of this.#clients.values()) {
       if (c.decision === undefined) continue;
       bitrate = Math.min(bitrate, c.decision.mediaBitrateBps);
       fps = Math.min(fps, c.decision.fps);
+      hold ||= c.decision.hold;
     }
+    // A client whose link stopped delivering holds the encoder (its window is full).
+    pipeline.setHold(hold);
     if (!Number.isFinite(bitrate)) return;
     const rounded = Math.max(1, Math.min(0x7fffffff, Math.round(bitrate)));
     if (Math.abs(rounded - pipeline.bitrateBps) > 0.01 * pipeline.bitrateBps) {

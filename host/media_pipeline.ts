@@ -126,6 +126,7 @@ export class MediaPipeline {
   #awaitingKeyframe = false;
   #bitrate: number;
   #targetFps: number | undefined;
+  #held = false;
   #stopped: Promise<void>;
   #released: boolean | undefined;
   #resolveStopped!: () => void;
@@ -261,6 +262,21 @@ export class MediaPipeline {
     if (!(fps > 0) || fps > this.fps) throw new RangeError(`fps ${fps} not in (0, ${this.fps}]`);
     this.#targetFps = fps;
     this.#post({ type: "fps", fps });
+  }
+
+  /**
+   * Holds encoding (`true`: capture slots are left out until `false`), for congestion control's
+   * window gate: nothing is encoded while the link delivers nothing.
+   */
+  setHold(hold: boolean): void {
+    if (hold === this.#held) return;
+    this.#held = hold;
+    this.#post({ type: "hold", hold });
+  }
+
+  /** Whether encoding is held ({@linkcode setHold}). */
+  get held(): boolean {
+    return this.#held;
   }
 
   /** The frame rate being encoded (the source rate unless lowered by {@linkcode setFps}). */

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { decodeVideoPayload } from "../core/stream.ts";
 import { XProbe } from "../tests/support/xprobe.ts";
 import { startXvfb } from "../tests/support/xvfb.ts";
+import { FfmpegVideoDecoder } from "../media/linux/video_decoder.ts";
 import {
   type HostFrame,
   MediaPipeline,
@@ -204,5 +205,48 @@ Deno.test("media pipeline: a consumer that falls behind skips to a fresh keyfram
     await pipeline?.stop();
     await probe.stop();
     await xvfb.stop();
+  }
+});
+
+Deno.test("media pipeline: setHold stops encoding until released, without a keyframe, and the stream decodes", async () => {
+  const pipeline = await MediaPipeline.start({
+    source: { kind: "pattern", width: 320, height: 240 },
+    fps: 60,
+    bitrateBps: 1_000_000,
+    encoder: "libx264",
+  });
+  const decoder = FfmpegVideoDecoder.open();
+  try {
+    const iterator = pipeline.frames();
+    const take = async () => {
+      const next = await iterator.next();
+      assert.equal(next.done, false);
+      return next.value;
+    };
+    const decode = async (f: HostFrame) => {
+      const decoded = decodeVideoPayload(f.payload);
+      assert.ok(decoded.ok);
+      const picture = await decoder.decode(decoded.value.accessUnit);
+      assert.ok(picture !== undefined, `frame ${f.frameId} decodes`);
+    };
+    for (let i = 0; i < 5; i++) await decode(await take());
+    pipeline.setHold(true);
+    assert.equal(pipeline.held, true);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the hold reaches the worker
+    const before = pipeline.stats.framesReceived;
+    await new Promise((resolve) => setTimeout(resolve, 400)); // ~24 capture slots
+    assert.equal(pipeline.stats.framesReceived, before, "nothing encoded while held");
+    pipeline.setHold(false);
+    // Drain what was queued before the hold, then the first frames after it.
+    const after: HostFrame[] = [];
+    while (after.length < 5) {
+      const f = await take();
+      await decode(f);
+      if (f.frameId >= before) after.push(f);
+    }
+    assert.ok(after.every((f) => !f.keyframe), "released without a keyframe");
+  } finally {
+    decoder.close();
+    await pipeline.stop();
   }
 });

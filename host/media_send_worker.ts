@@ -12,9 +12,10 @@
  * @module
  */
 import { type MediaLaneState, MediaSender } from "../core/media_lane.ts";
-import { writeVideoTiming } from "../core/stream.ts";
+import { VIDEO_TIMING_LENGTH, writeVideoTiming } from "../core/stream.ts";
 import type { VideoFecConfig } from "../core/fec/video.ts";
 import { DeltaController, type DeltaState } from "../core/delta/controller.ts";
+import { EncoderBudget } from "../core/delta/budget.ts";
 import type { FeedbackReport } from "../core/session.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
@@ -79,9 +80,12 @@ export interface CongestionSettings {
 
 /** What DELTA decided for one client. */
 export interface CongestionDecision {
-  /** What the encoder should produce, bit/s. */
+  /**
+   * What the encoder should produce, bit/s: the target over the measured wire bytes per encoded
+   * byte (FEC parity, headers, retransmissions; core/delta/budget.ts), so the wire carries the target.
+   */
   mediaBitrateBps: number;
-  /** Media + FEC, bit/s. */
+  /** DELTA's send budget (everything on the wire), bit/s. */
   targetBitrateBps: number;
   /** Pacing rate, bit/s. */
   pacingRateBps: number;
@@ -93,6 +97,12 @@ export interface CongestionDecision {
   state: DeltaState;
   /** Current queuing-delay estimate, ms. */
   queuingDelayMs: number;
+  /**
+   * DELTA's window gate is closed: one more frame would put more in flight than the link carried
+   * within an RTT (the link stalled, or reports stopped). The encoder should encode nothing until
+   * it opens again; frames already encoded are still sent.
+   */
+  hold: boolean;
 }
 
 /** Per-session counters the worker reports. */
@@ -127,6 +137,10 @@ interface Lane {
   readonly sender: MediaSender;
   readonly to: PeerAddress;
   readonly delta: DeltaController | undefined;
+  /** The encoder's share of DELTA's target (with DELTA only). */
+  readonly budget: EncoderBudget | undefined;
+  /** lane.stats.bytesSent when the previous frame was handed (for the budget). */
+  bytesAtLastFrame: number;
   lastDecision: CongestionDecision | undefined;
   pacing: MediaPacing;
   tokens: number;
@@ -220,6 +234,12 @@ function onFrame(command: Extract<MediaSendCommand, { type: "frame" }>): void {
     data: command.payload,
   };
   for (const [id, lane] of lanes) {
+    // What the lane sent since the previous frame: that frame's datagrams, parity, retransmissions.
+    lane.budget?.onFrame(
+      command.payload.length - VIDEO_TIMING_LENGTH,
+      lane.stats.bytesSent - lane.bytesAtLastFrame,
+    );
+    lane.bytesAtLastFrame = lane.stats.bytesSent;
     lane.sender.sendVideoFrame(frame);
     if (!lane.waiting) flush(id, lane);
   }
@@ -230,13 +250,17 @@ function onFrame(command: Extract<MediaSendCommand, { type: "frame" }>): void {
 function decide(id: number, lane: Lane): void {
   const delta = lane.delta!;
   const decision: CongestionDecision = {
-    mediaBitrateBps: Math.round(delta.mediaBitrateBps),
+    mediaBitrateBps: Math.round(
+      lane.budget!.encoderBitrateBps(delta.targetBitrateBps, delta.fecRatio),
+    ),
     targetBitrateBps: Math.round(delta.targetBitrateBps),
     pacingRateBps: Math.round(delta.pacingRateBps),
     fecRatio: delta.fecRatio,
     fps: delta.fps,
     state: delta.state,
     queuingDelayMs: delta.queuingDelayUs / 1000,
+    // One frame's share of the target must fit the window (core/delta/controller.ts canSend).
+    hold: !delta.canSend(delta.targetBitrateBps / delta.fps / 8),
   };
   lane.pacing = { ...lane.pacing, rateMbps: decision.pacingRateBps / 1e6 };
   if (decision.fecRatio !== lane.sender.fec.parityRatio) {
@@ -247,7 +271,7 @@ function decide(id: number, lane: Lane): void {
   // different state, frame rate or FEC), not every 20 ms feedback.
   if (
     last === undefined || last.state !== decision.state || last.fps !== decision.fps ||
-    last.fecRatio !== decision.fecRatio ||
+    last.fecRatio !== decision.fecRatio || last.hold !== decision.hold ||
     Math.abs(last.mediaBitrateBps - decision.mediaBitrateBps) > 0.03 * last.mediaBitrateBps
   ) {
     lane.lastDecision = decision;
@@ -264,14 +288,17 @@ function onFeedback(command: Extract<MediaSendCommand, { type: "feedback" }>): v
   decide(command.id, lane);
 }
 
-/** DELTA's own timers (feedback timeout): checked every 10 ms. */
+/** DELTA's own timers (feedback timeout) and the window gate: checked every 10 ms. */
 function tick(): void {
   const nowUs = Math.round(performance.now() * 1000);
   for (const [id, lane] of lanes) {
-    const due = lane.delta?.pollTimeout();
-    if (lane.delta !== undefined && due !== undefined && due <= nowUs) {
+    if (lane.delta === undefined) continue;
+    const due = lane.delta.pollTimeout();
+    if (due !== undefined && due <= nowUs) {
       lane.delta.onTick(nowUs);
       decide(id, lane);
+    } else if (lane.lastDecision?.hold) {
+      decide(id, lane); // sent packets may have left the window since (they count when sent)
     }
   }
 }
@@ -315,10 +342,16 @@ function handle(command: MediaSendCommand): void {
         height: c.height,
         maxFps: c.maxFps,
       });
+      const sender = new MediaSender(command.lane, now);
       const lane: Lane = {
-        sender: new MediaSender(command.lane, now),
+        sender,
         to: command.to,
         delta,
+        budget: delta === undefined ? undefined : new EncoderBudget({
+          datagramBytes: command.lane.maxDatagram,
+          payloadBytes: sender.maxVideoPayload,
+        }),
+        bytesAtLastFrame: 0,
         lastDecision: undefined,
         pacing: { ...defaultPacing },
         tokens: defaultPacing.burstDatagrams * MAX_DATAGRAM,

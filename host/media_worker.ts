@@ -70,6 +70,13 @@ export type WorkerCommand =
   | { type: "bitrate"; bitrateBps: number }
   /** Encode only this many of the source's frames per second (congestion control lowers it). */
   | { type: "fps"; fps: number }
+  /**
+   * Encode nothing while `hold` is true: congestion control's window is full (the link stopped
+   * delivering, or too much is in flight), and a frame encoded now would only wait in a queue.
+   * Capture slots are left out on purpose, as with a lowered frame rate; the next frame encoded
+   * predicts from the last one encoded, so the stream stays decodable.
+   */
+  | { type: "hold"; hold: boolean }
   | { type: "stop" };
 
 /** Host-clock timing of one frame (CLOCK_MONOTONIC µs, except the two durations in ms). */
@@ -142,6 +149,7 @@ let sourceFps = 0;
 let targetFps = 0;
 let requestedBitrate = 0;
 let frameCredit = 0;
+let held = false;
 
 function applyBitrate(): void {
   if (encoder === undefined || targetFps <= 0) return;
@@ -193,6 +201,8 @@ async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<vo
         return;
       }
       const captureEndUs = clockUs();
+      // The first frame (the keyframe the client waits for) is never held back.
+      if (held && frameId > 0) continue;
       frameCredit = Math.min(1, frameCredit + targetFps / sourceFps);
       // A frame left out on purpose is not a late slot: skippedSlots does not count it.
       if (frameCredit < 1 - 1e-9) continue;
@@ -275,6 +285,9 @@ function command(message: WorkerCommand): void {
         }
         targetFps = message.fps;
         applyBitrate();
+        break;
+      case "hold":
+        held = message.hold === true;
         break;
       case "stop":
         if (running === undefined) {

@@ -92,6 +92,12 @@ export const Q_RISING_US = 5_000;
 export const Q_CONGESTED_US = 10_000;
 /** Below this standing queue the queue counts as gone (leave Draining/Congested). */
 export const Q_DRAINED_US = 3_000;
+/** Congested threshold (and the onset and spike rules' latest delay) + this × service time. */
+export const SVC_CONGESTED = 1.5;
+/** Rising threshold + this × service time. */
+export const SVC_RISING = 1;
+/** Drained threshold + this × service time. */
+export const SVC_DRAINED = 0.5;
 /** Queuing-delay slope (µs per µs) that signals onset when the latest delay is above Q_ONSET_US. */
 export const ONSET_SLOPE = 0.25;
 /** Latest queuing delay needed for the slope rule. */
@@ -632,12 +638,13 @@ export class DeltaController {
   #classify(): DeltaState {
     const q = this.#standing, slope = this.#slope, prev = this.#state;
     const svc = this.#serviceUs();
-    const rising = Q_RISING_US + svc, congested = Q_CONGESTED_US + 1.5 * svc;
-    const drained = Q_DRAINED_US + 0.5 * svc;
+    const rising = Q_RISING_US + SVC_RISING * svc, congested = Q_CONGESTED_US + SVC_CONGESTED * svc;
+    const drained = Q_DRAINED_US + SVC_DRAINED * svc;
     const congestedLoss = this.#lostInLastFeedback > 0 && q >= rising;
     if (
-      q >= congested || (slope >= ONSET_SLOPE && this.#latestQ >= Q_ONSET_US + 1.5 * svc) ||
-      (slope >= SPIKE_SLOPE && this.#latestQ >= Q_SPIKE_US + 1.5 * svc) ||
+      q >= congested ||
+      (slope >= ONSET_SLOPE && this.#latestQ >= Q_ONSET_US + SVC_CONGESTED * svc) ||
+      (slope >= SPIKE_SLOPE && this.#latestQ >= Q_SPIKE_US + SVC_CONGESTED * svc) ||
       congestedLoss || this.#lossRate >= HIGH_LOSS
     ) return "congested";
     if (prev === "congested" || prev === "draining") {

@@ -8,3 +8,4 @@
  */
 export * from "./controller.ts";
 export * from "./pacer.ts";
+export * from "./budget.ts";
