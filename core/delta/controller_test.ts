@@ -332,3 +332,54 @@ Deno.test("DeltaController: plausible streams with shuffled, duplicated feedback
     { numRuns: 100 },
   );
 });
+
+// RFC 8867 scale (docs/RACE.md x1): 360p, 100 ms RTT, starting at 300 kbit/s as in the race.
+const RFC_CTL: Partial<DeltaConfig> = {
+  initialBitrateBps: 300_000,
+  maxBitrateBps: 4e6,
+  width: 640,
+  height: 360,
+};
+
+function runRfc(
+  capacity: HarnessConfig["forward"]["capacity"],
+  durationMs: number,
+  loss?: LossModel,
+) {
+  return runHarness({
+    durationMs,
+    forward: { delayMs: 50, capacity, loss },
+    backward: { delayMs: 50, capacity: { kind: "unlimited" } },
+    flows: [{ kind: "delta", direction: "a->b", controller: RFC_CTL }],
+    feedbackIntervalMs: FEEDBACK_MS,
+  });
+}
+
+Deno.test("DELTA sim: at 1 Mbit/s (RFC scale) the queue stays short: mean ≤ 25 ms, p95 ≤ 50 ms, utilisation ≥ 0.72", () => {
+  // Measured 2026-11-26: utilisation 0.781, mean 16.5 ms, p95 35.8 ms (5-30 s).
+  const r = runRfc(steps([0, 1e6]), 30_000);
+  const f = r.flows[0];
+  const q = queuingDelays(f, 5000, 30_000);
+  const mean = q.reduce((a, b) => a + b, 0) / q.length;
+  assert.ok(mean <= 25, `mean queuing delay ${mean.toFixed(1)} ms`);
+  assert.ok(quantile(q, 0.95) <= 50, `p95 queuing delay ${quantile(q, 0.95).toFixed(1)} ms`);
+  assert.ok(utilisation(r, [f], 5000, 30_000) >= 0.72, "utilisation");
+});
+
+Deno.test("DELTA sim: 2 → 1 Mbit/s at 100 ms RTT: the send rate is under the new capacity within 3 RTTs", () => {
+  // Measured: send rate under 1 Mbit/s 90 ms after the drop, target 240 ms.
+  const r = runRfc(steps([0, 2e6], [15_000, 1e6]), 25_000);
+  const b = backoffTimes(r, r.flows[0], 15_000, 1e6);
+  assert.ok(b.sendRateMs <= 300, `send rate under 1 Mbit/s after ${b.sendRateMs} ms`);
+  assert.ok(b.targetMs <= 400, `target under 1 Mbit/s after ${b.targetMs} ms`);
+});
+
+Deno.test("DELTA sim: 2% random loss at 1 Mbit/s with flat delay keeps the target ≥ 80% of capacity", () => {
+  // Measured: mean target 0.91 Mbit/s, utilisation 0.781.
+  const r = runRfc(steps([0, 1e6]), 30_000, { kind: "bernoulli", p: 0.02 });
+  const f = r.flows[0];
+  let target = 0;
+  for (let i = 1000; i < r.bins; i++) target += f.targetBps[i];
+  target /= r.bins - 1000;
+  assert.ok(target >= 0.8e6, `mean target ${target.toFixed(0)} bit/s`);
+});
