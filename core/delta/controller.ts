@@ -70,6 +70,8 @@ export interface DeltaStats {
   decreases: number;
   /** Decreases because no feedback came back in time. */
   feedbackTimeouts: number;
+  /** Losses while the bottleneck queue was overflowing (kept from the FEC loss estimate). */
+  overflowLosses: number;
 }
 
 // --- Constants (docs/DELTA.md explains each one) ---------------------------
@@ -202,6 +204,7 @@ export class DeltaController {
     lost: 0,
     decreases: 0,
     feedbackTimeouts: 0,
+    overflowLosses: 0,
   };
 
   // Sent packets, in packet-number order.
@@ -339,6 +342,11 @@ export class DeltaController {
     return this.#lossRate;
   }
 
+  /** Loss rate as the FEC policy sees it (overflow losses left out). */
+  get fecLossRate(): number {
+    return this.#fec.lossRate;
+  }
+
   /** Mean loss-run length in packets, as the FEC policy sees it. */
   get meanLossBurst(): number {
     return this.#fec.meanBurst;
@@ -422,8 +430,9 @@ export class DeltaController {
       const s = this.#sent.get(pn);
       if (s !== undefined && s.fate === 0) this.#markLost(s);
     }
-    this.#resolve();
+    // Measure first: #resolve tells overflow losses by the queue this very report shows.
     this.#measure();
+    this.#resolve();
     this.#update(nowUs);
   }
 
@@ -521,13 +530,19 @@ export class DeltaController {
 
   #resolve(): void {
     const fates: boolean[] = [];
+    // A loss while a standing queue is at the Congested threshold is the bottleneck's queue
+    // overflowing: parity cannot repair that (it only adds to the overflow), so the FEC
+    // estimator sees neither those losses nor their neighbours; the controller's own loss rate
+    // counts them all.
+    const overflowing = this.#standing >= Q_CONGESTED_US + SVC_CONGESTED * this.#serviceUs();
     while (this.#resolveCursor < this.#order.length) {
       const s = this.#sent.get(this.#order[this.#resolveCursor]);
       if (s !== undefined && s.fate === 0) break;
       if (s !== undefined && !s.resolved) {
         s.resolved = true;
         const lost = s.fate === 2;
-        fates.push(lost);
+        if (!overflowing) fates.push(lost);
+        else this.#stats.overflowLosses += lost ? 1 : 0;
         this.#lossRate += LOSS_ALPHA * ((lost ? 1 : 0) - this.#lossRate);
       }
       this.#resolveCursor++;

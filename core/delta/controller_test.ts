@@ -193,6 +193,29 @@ Deno.test("DeltaController: 3% random loss at flat delay never cuts the rate; 30
   assert.ok(heavy.targetBitrateBps < 5e6);
 });
 
+Deno.test("DeltaController: losses while the queue overflows do not raise FEC; the same losses at flat delay do", () => {
+  // Every 10th packet lost over 0.6 s, first behind a 200 ms standing queue (a drop-tail
+  // bottleneck overflowing), then with no queue at all (random loss).
+  const lose = (pn: number) => pn % 10 === 0;
+  const overflow = new DeltaController({ ...CTL, initialBitrateBps: 5e6 });
+  overflow.onRttSample(50_000);
+  let pn = drive(overflow, 0, 3e6, 5e6, () => 25_000, 0);
+  const quietLoss = overflow.fecLossRate;
+  drive(overflow, 3e6, 3.6e6, 5e6, () => 225_000, pn, lose);
+  assert.ok(overflow.stats.overflowLosses > 0, "losses counted as overflow");
+  assert.ok(overflow.fecLossRate <= quietLoss, `FEC's estimate ${overflow.fecLossRate}`);
+  assert.ok(overflow.lossRate > 0, "the controller itself still saw the loss");
+  const random = new DeltaController({ ...CTL, initialBitrateBps: 5e6 });
+  random.onRttSample(50_000);
+  pn = drive(random, 0, 3e6, 5e6, () => 25_000, 0);
+  drive(random, 3e6, 3.6e6, 5e6, () => 25_000, pn, lose);
+  assert.equal(random.stats.overflowLosses, 0);
+  assert.ok(
+    random.fecLossRate > 2 * quietLoss,
+    `random loss raises FEC's estimate: ${random.fecLossRate}`,
+  );
+});
+
 Deno.test("DeltaController: the frame rate steps down before bits per pixel collapse, and back up after a hold", () => {
   const cfg = { ...CTL, width: 1920, height: 1080, initialBitrateBps: 12e6, minBitrateBps: 1e6 };
   const cc = new DeltaController(cfg);

@@ -33,6 +33,15 @@ export const DEFAULT_ADAPTIVE_FEC: Readonly<AdaptiveFecConfig> = {
 };
 
 /**
+ * Smallest loss rate the policy plans for. The EWMA's window is about 2000
+ * packets, so a rate below about 1/2000 cannot be told from zero; planning for
+ * 1e-4 (not zero) keeps one parity on large frames (k >= 11 at the default
+ * target), while frames of a few datagrams, where one parity costs a third to
+ * all of the frame, go unprotected until loss is actually measured.
+ */
+export const MIN_LOSS_ESTIMATE = 1e-4;
+
+/**
  * P(more than m of k + m packets lost) under a Gilbert-Elliott chain with
  * mean loss `p` and mean burst `b` packets (loss 1 in the bad state, 0 in the
  * good one, started in its stationary distribution), for every m in
@@ -123,13 +132,16 @@ export class AdaptiveFecPolicy {
     }
   }
 
-  /** Parity shards for a frame of `k` data shards (>= 1, at most maxOverhead·k). */
+  /**
+   * Parity shards for a frame of `k` data shards (0 when even an unprotected
+   * frame meets the target at the estimated loss, at most max(1, maxOverhead·k)).
+   */
   parityFor(k: number): number {
     const cap = Math.max(1, Math.floor(this.#config.maxOverhead * k));
-    const p = Math.min(0.5, Math.max(0.002, this.#p));
+    const p = Math.min(0.5, Math.max(MIN_LOSS_ESTIMATE, this.#p));
     const b = Math.max(this.meanBurst, 1 / (1 - p));
     const tail = residualByParity(k, cap, p, b);
-    for (let m = 1; m <= cap; m++) if (tail[m] <= this.#config.targetResidual) return m;
+    for (let m = 0; m <= cap; m++) if (tail[m] <= this.#config.targetResidual) return m;
     return cap;
   }
 

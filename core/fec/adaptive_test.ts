@@ -52,7 +52,19 @@ Deno.test("AdaptiveFecPolicy: parity follows measured loss and burstiness, cappe
   assert.equal(random.ratioFor(0), 0);
 });
 
-Deno.test("AdaptiveFecPolicy: parity is in [1, cap] for any loss history (property)", () => {
+Deno.test("AdaptiveFecPolicy: with no measured loss, frames of a few datagrams go unprotected and large ones keep one parity", () => {
+  const quiet = new AdaptiveFecPolicy();
+  assert.equal(quiet.parityFor(1), 1, "before any report the initial 2% is assumed");
+  quiet.observe(new Array(30000).fill(false));
+  for (let k = 1; k <= 10; k++) assert.equal(quiet.parityFor(k), 0, `k=${k}`);
+  assert.equal(quiet.parityFor(35), 1);
+  // One loss in 500 is measured, not assumed away: a 2-datagram frame is protected again.
+  const lossy = new AdaptiveFecPolicy();
+  lossy.observe(Array.from({ length: 30000 }, (_, i) => i % 500 === 0));
+  assert.equal(lossy.parityFor(2), 1);
+});
+
+Deno.test("AdaptiveFecPolicy: parity is in [0, cap] for any loss history (property)", () => {
   fc.assert(
     fc.property(
       fc.array(fc.boolean(), { maxLength: 3000 }),
@@ -61,7 +73,7 @@ Deno.test("AdaptiveFecPolicy: parity is in [1, cap] for any loss history (proper
         const p = new AdaptiveFecPolicy({ alpha: 1 / 50 });
         p.observe(lost);
         const m = p.parityFor(k);
-        assert.ok(Number.isInteger(m) && m >= 1 && m <= Math.max(1, Math.floor(0.5 * k)));
+        assert.ok(Number.isInteger(m) && m >= 0 && m <= Math.max(1, Math.floor(0.5 * k)));
       },
     ),
     { numRuns: 100 },
