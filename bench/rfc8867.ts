@@ -749,12 +749,13 @@ async function main(): Promise<void> {
     .filter((c) => !filter || filter.includes(c.id))
     .map((c) => compressTime(c, timeScale))
     .map((c) => queueMs === undefined ? c : { ...c, queueMs: Number(queueMs) });
-  // An interrupted run must not leave namespaces and TUN devices behind.
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => {
-      Promise.allSettled([...liveTunnels].map((t) => t.close())).finally(() => Deno.exit(130));
-    });
-  }
+  // An interrupted run must not leave namespaces and TUN devices behind. (Removed at the
+  // end: a signal listener keeps the process alive.)
+  const onSignal = () => {
+    Promise.allSettled([...liveTunnels].map((t) => t.close())).finally(() => Deno.exit(130));
+  };
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
   const done: { delta?: Metrics; gcc?: Metrics }[] = [];
   for (const c of cases) {
     console.log(
@@ -839,6 +840,7 @@ async function main(): Promise<void> {
     const d = runs.find((r) => r.name === "DELTA"), g = runs.find((r) => r.name === "GCC");
     if (d || g) done.push({ delta: d?.m, gcc: g?.m });
   }
+  for (const sig of signals) Deno.removeSignalListener(sig, onSignal);
   // Each contender is averaged over the cases it completed (NaN when none); the
   // comparison is fair only when both completed the same cases (see the counts).
   const avg = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
