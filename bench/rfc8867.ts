@@ -160,7 +160,8 @@ class TcpCompetitor {
   /** A note on the tunnel: datagrams carried, errors, real-time threads. */
   note(emuReceived: number): string {
     const s = this.tunnel.stats();
-    return `tcp tunnel: sender end sent ${s.sender.udpSent} datagrams ` +
+    // Hellos (listen-side end only) cross the emulator too.
+    return `tcp tunnel: sender end sent ${s.sender.udpSent + s.sender.hellos} datagrams ` +
       `(${emuReceived} reached the emulator), send errors ${
         s.sender.sendErrors + s.receiver.sendErrors
       }, ` +
