@@ -597,7 +597,8 @@ const HEADER = [
   "share".padStart(6),
 ].join(" ");
 
-function plotCase(
+/** The case's plot: capacity, each contender's delivered rate, estimate and TCP rate, queuing delay. */
+export function plotCase(
   c: RaceCase,
   runs: { name: string; color: string; run: ContenderRun; m: Metrics; tcp?: TcpFigures }[],
 ): string {
