@@ -628,7 +628,7 @@ export function plotCase(
     }
     if (r.tcp) {
       rate.push({
-        label: `TCP beside ${r.name} (at the bottleneck)`,
+        label: `TCP beside ${r.name}`,
         color: r.name === "DELTA" ? "#06c" : "#c80",
         points: r.tcp.series.map((b) => ({ x: sec(b.t), y: b.bps / 1e6 })),
       });
