@@ -69,8 +69,6 @@ export interface RaceCase {
    * RTCVideoSource never scales the picture down; measured: docs/RACE.md).
    */
   readonly picture: Picture;
-  /** Honest note on what the runner can and cannot reproduce. */
-  readonly limitation?: string;
 }
 
 /** Picture size and frame rate of the synthetic video. */
