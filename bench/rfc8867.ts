@@ -4,7 +4,9 @@
  * of ../shared/traces. Each case runs twice through the link emulator
  * (tools/linkemu) with the same schedule: once with Wavry's host and client
  * ({@link runWavry}), once with a WebRTC call through `@roamhq/wrtc`
- * ({@link runWebrtc}). Prints a table per case, writes a plot per case to
+ * ({@link runWebrtc}). 5.6's long TCP flow is the kernel's, through an
+ * IP-in-UDP tunnel sharing the emulator's queues ({@link TcpCompetitor}; root
+ * only). Prints a table per case, writes a plot per case to
  * docs/bench/rfc8867-<case>.svg, and ends with
  * `cases=N delta_qdelay_p95_ms=N gcc_qdelay_p95_ms=N delta_util=F gcc_util=F`
  * (averaged over the cases both contenders completed; NaN when none).
@@ -13,6 +15,7 @@
  *   deno run -A bench/rfc8867.ts --cases=5.1-x1,5.1-x10 --time-scale=4
  *   deno run -A bench/rfc8867.ts --only=gcc           # skip Wavry
  *   deno run -A bench/rfc8867.ts --json=/tmp/race     # also dump figures + series as JSON
+ *   deno run -A bench/rfc8867.ts --cases=5.6-x1 --queue-ms=300   # every case's queue, in ms
  *   deno run -A bench/rfc8867.ts --direct --seconds=30 --max-kbps=2500
  *        # WebRTC alone on loopback, no emulator: frame delay and rate baseline
  *
@@ -44,6 +47,8 @@ import { WavryHost } from "../host/host.ts";
 import { ClientConnection } from "../client/connection.ts";
 import { generateIdentity } from "../crypto/identity.ts";
 import { monotonicMicros } from "../media/clock.ts";
+import { goodputSeries, TcpTunnel } from "../tools/linkemu/tcp_tunnel.ts";
+import { type TcpFigures, tcpFigures, type TcpRun } from "./race/tcp_share.ts";
 
 /** What a contender hands back for one case: records on one clock (ms from the race's 0). */
 export interface ContenderRun {
@@ -62,6 +67,8 @@ export interface ContenderRun {
   readonly estimate?: { t: number; bps: number; sendBps?: number; fecRatio?: number }[];
   /** Free-form notes (e.g. setParameters refused). */
   readonly notes: string[];
+  /** The competing TCP flow (5.6), on the same clock. */
+  readonly tcp?: TcpRun;
 }
 
 /** The ceiling both contenders may reach: the case's highest capacity (or 3x a trace's mean). */
@@ -86,17 +93,98 @@ export interface ContenderOptions {
 
 /**
  * The media flows of a case, as emulator flows in order: the forward ones
- * first, then the backward one (5.3). Throws "not run" for a case with a
- * competing TCP flow, which no contender can run through the UDP emulator.
+ * first, then the backward one (5.3). A competing TCP flow (5.6) is one more
+ * emulator flow after these (see {@link TcpCompetitor}).
  */
 function mediaFlows(c: RaceCase): { dir: "up" | "down" }[] {
-  if (c.competing.some((f) => f.kind === "tcp-long")) {
-    throw new Error(`not run: ${c.limitation ?? "TCP competition is not wired"}`);
-  }
   return [
     ...Array.from({ length: c.mediaFlows }, () => ({ dir: "up" as const })),
     ...(c.backwardMedia ? [{ dir: "down" as const }] : []),
   ];
+}
+
+/** Tunnels still open, closed by the signal handler if the run is interrupted. */
+const liveTunnels = new Set<TcpTunnel>();
+
+/**
+ * The long TCP flow of RFC 8867 5.6, when the case has one: the kernel's TCP
+ * (CUBIC) between two network namespaces through an IP-in-UDP tunnel
+ * (tools/linkemu/tcp_tunnel.ts) whose datagrams are one more emulator flow,
+ * so data and media share the forward queue and ACKs and feedback the
+ * backward one. `senderSide` is the side of the emulator where the media
+ * sender sits: "target" for Wavry (media crosses `down`), "listen" for WebRTC
+ * (media crosses `up`).
+ */
+class TcpCompetitor {
+  #connectedEpochMs = NaN;
+  #handshakeMs = NaN;
+  private constructor(readonly tunnel: TcpTunnel, readonly dir: "up" | "down") {}
+
+  /** Builds the tunnel if `c` has a long TCP flow; undefined otherwise. */
+  static async forCase(
+    c: RaceCase,
+    senderSide: "target" | "listen",
+  ): Promise<TcpCompetitor | undefined> {
+    if (!c.competing.some((f) => f.kind === "tcp-long")) return undefined;
+    const tunnel = await TcpTunnel.create({ senderSide });
+    liveTunnels.add(tunnel);
+    return new TcpCompetitor(tunnel, senderSide === "target" ? "down" : "up");
+  }
+
+  /** Attaches to the emulator flow, then starts the bulk transfer for the case's length. */
+  async start(
+    flow: { listenAddr: HostPortEmu; upstreamAddr: HostPortEmu },
+    c: RaceCase,
+  ): Promise<void> {
+    await this.tunnel.connect(flow);
+    // A little longer than the run, so the flow covers all of it.
+    const r = await this.tunnel.start(c.durationMs / 1000 + 3);
+    this.#connectedEpochMs = performance.timeOrigin + performance.now();
+    this.#handshakeMs = r.connectMs;
+  }
+
+  /** The flow on the race's clock (`epochMs` = the race's 0 in wall-clock ms). */
+  result(
+    log: Parameters<typeof packetRecords>[0],
+    flow: number,
+    clockZeroEpochMs: number,
+    epochMs: number,
+    durationMs: number,
+  ): TcpRun {
+    const samples = this.tunnel.samples().map((s) => ({ t: s.t - epochMs, total: s.total }));
+    return {
+      forward: packetRecords(log, this.dir, [flow], clockZeroEpochMs, epochMs),
+      goodput: goodputSeries(samples, 0, durationMs, 1000),
+      connectedAtMs: this.#connectedEpochMs - epochMs,
+      handshakeMs: this.#handshakeMs,
+    };
+  }
+
+  /** A note on the tunnel: datagrams carried, errors, real-time threads. */
+  note(emuReceived: number): string {
+    const s = this.tunnel.stats();
+    // Hellos (listen-side end only) cross the emulator too.
+    return `tcp tunnel: sender end sent ${s.sender.udpSent + s.sender.hellos} datagrams ` +
+      `(${emuReceived} reached the emulator), send errors ${
+        s.sender.sendErrors + s.receiver.sendErrors
+      }, ` +
+      `write errors ${s.sender.writeErrors + s.receiver.writeErrors}, ` +
+      `receiver end wrote ${s.receiver.tunWritten}, forwarding threads realtime ${s.realtime}`;
+  }
+
+  /** Stops the flow and removes the namespaces. */
+  async close(): Promise<void> {
+    liveTunnels.delete(this.tunnel);
+    await this.tunnel.close();
+  }
+}
+
+type HostPortEmu = { hostname: string; port: number };
+
+/** Per-flow received count of one direction, from the emulator's stats (0 if unknown). */
+function flowReceived(link: EmuLink, flow: number, dir: "up" | "down"): number {
+  const st = link.stats() as { flows?: { up: { received: number }; down: { received: number } }[] };
+  return st.flows?.[flow]?.[dir].received ?? 0;
 }
 
 /**
@@ -128,8 +216,10 @@ export async function runWavry(
   const clients: ClientConnection[] = [];
   const relays: UdpRelay[] = [];
   let link: EmuLink | undefined;
+  let tcp: TcpCompetitor | undefined;
   const notes: string[] = [];
   try {
+    tcp = await TcpCompetitor.forCase(c, "target");
     for (let i = 0; i < specs.length; i++) {
       hosts.push(
         await WavryHost.start({
@@ -158,9 +248,13 @@ export async function runWavry(
     const targets = specs.map((s, i) =>
       s.dir === "up" ? { hostname: "127.0.0.1", port: hosts[i].addr.port } : clientSide!.addr
     );
+    // The TCP flow's tunnel, if any, is the last emulator flow.
+    const tcpFlow = specs.length;
     link = await startLink({
       target: targets[0]!,
-      extraFlows: targets.slice(1).map((t) => ({ target: t! })),
+      extraFlows: [...targets.slice(1), ...(tcp ? [tcp.tunnel.target] : [])].map((t) => ({
+        target: t!,
+      })),
       up,
       down,
       log: true,
@@ -186,6 +280,8 @@ export async function runWavry(
         }),
       );
     }
+    // RFC 8867 5.6: the TCP flow runs from 0 s.
+    if (tcp) await tcp.start(link.flows[tcpFlow], c);
     // The race's 0: every session is up. One instant on three clocks.
     const epochPerf = performance.now();
     const epochMonoMs = monotonicMicros() / 1000;
@@ -240,6 +336,7 @@ export async function runWavry(
           `relayed ${relays.reduce((a, r) => a + r.forwarded(), 0)} datagrams`,
       );
     }
+    if (tcp) notes.push(tcp.note(flowReceived(link, tcpFlow, "down")));
     return {
       forward: packetRecords(log, "down", fwdFlows, link.clockZeroEpochMs, epoch),
       frames,
@@ -247,12 +344,14 @@ export async function runWavry(
       durationMs: c.durationMs,
       estimate,
       notes,
+      tcp: tcp?.result(log, tcpFlow, link.clockZeroEpochMs, epoch, c.durationMs),
     };
   } finally {
     await Promise.all(clients.map((x) => x.close().catch(() => {})));
     await Promise.all(hosts.map((h) => h.stop().catch(() => {})));
     for (const r of relays) r.close();
     await link?.close();
+    await tcp?.close();
   }
 }
 
@@ -317,12 +416,18 @@ export async function runWebrtc(
     linkReady = res;
     linkFailed = rej;
   });
+  // The TCP flow's tunnel, if any, is the last emulator flow; built before the calls.
+  let tcp: TcpCompetitor | undefined;
+  const tcpFlow = specs.length;
   const maybeStart = () => {
     if (targets.some((t) => t === undefined)) return;
     const emu = (t: HostPort) => ({ hostname: t.ip, port: t.port });
     startLink({
       target: emu(targets[0]!),
-      extraFlows: targets.slice(1).map((t) => ({ target: emu(t!) })),
+      extraFlows: [
+        ...targets.slice(1).map((t) => ({ target: emu(t!) })),
+        ...(tcp ? [{ target: tcp.tunnel.target }] : []),
+      ],
       up,
       down,
       log: true,
@@ -335,6 +440,7 @@ export async function runWebrtc(
   const hp = (a: { hostname: string; port: number }) => ({ ip: a.hostname, port: a.port });
   const calls: WebrtcCall[] = [];
   try {
+    tcp = await TcpCompetitor.forCase(c, "listen");
     const started = await Promise.all(specs.map((s, i) =>
       startWebrtcCall({
         width: opts.width,
@@ -368,6 +474,8 @@ export async function runWebrtc(
         return call;
       })
     ));
+    // RFC 8867 5.6: the TCP flow runs from 0 s (every call is set up; their runs start now).
+    if (tcp) await tcp.start(link!.flows[tcpFlow], c);
     const results: WebrtcResult[] = await Promise.all(
       started.map((call) => call.run(c.durationMs)),
     );
@@ -411,6 +519,7 @@ export async function runWebrtc(
     if (!p?.encodings?.[0]?.maxBitrate) {
       notes.push("setParameters(maxBitrate) not applied by wrtc; ceiling set through SDP only");
     }
+    if (tcp) notes.push(tcp.note(flowReceived(link!, tcpFlow, "up")));
     return {
       forward: packetRecords(log, "up", fwdFlows, link!.clockZeroEpochMs, epoch),
       frames,
@@ -418,10 +527,12 @@ export async function runWebrtc(
       durationMs: c.durationMs,
       estimate,
       notes,
+      tcp: tcp?.result(log, tcpFlow, link!.clockZeroEpochMs, epoch, c.durationMs),
     };
   } finally {
     await Promise.all(calls.map((x) => x.close()));
     await link?.close();
+    await tcp?.close();
   }
 }
 
@@ -447,7 +558,12 @@ function fmtMs(x: number | undefined): string {
   return x === undefined ? "never" : `${Math.round(x)}`;
 }
 
-function row(name: string, m: Metrics): string {
+/** The TCP flow's figures of a run over the measured window, when it had one. */
+export function tcpOf(r: ContenderRun): TcpFigures | undefined {
+  return r.tcp ? tcpFigures(r.forward, r.tcp, 0, r.durationMs) : undefined;
+}
+
+function row(name: string, m: Metrics, tcp?: TcpFigures): string {
   const drops = m.recoveries.filter((r) => r.toBps < r.fromBps);
   const rises = m.recoveries.filter((r) => r.toBps > r.fromBps);
   const worst = (xs: (number | undefined)[]) =>
@@ -467,6 +583,8 @@ function row(name: string, m: Metrics): string {
     worst(drops.map((r) => r.rateUnderMs)).padStart(9),
     worst(drops.map((r) => r.qdelayDrainedMs)).padStart(9),
     worst(rises.map((r) => r.util90Ms)).padStart(8),
+    (tcp ? (tcp.tcpBps / 1e6).toFixed(2) : "-").padStart(7),
+    (tcp ? tcp.mediaShare.toFixed(3) : "-").padStart(6),
   ].join(" ");
 }
 
@@ -481,11 +599,14 @@ const HEADER = [
   "rate<cap".padStart(9),
   "qd<20ms".padStart(9),
   "util90".padStart(8),
+  "tcp_Mb".padStart(7),
+  "share".padStart(6),
 ].join(" ");
 
-function plotCase(
+/** The case's plot: capacity, each contender's delivered rate, estimate and TCP rate, queuing delay. */
+export function plotCase(
   c: RaceCase,
-  runs: { name: string; color: string; run: ContenderRun; m: Metrics }[],
+  runs: { name: string; color: string; run: ContenderRun; m: Metrics; tcp?: TcpFigures }[],
 ): string {
   const sec = (t: number) => t / 1000;
   const first = runs[0];
@@ -509,6 +630,13 @@ function plotCase(
         color: r.color,
         dashed: true,
         points: r.run.estimate.map((e) => ({ x: sec(e.t), y: e.bps / 1e6 })),
+      });
+    }
+    if (r.tcp) {
+      rate.push({
+        label: `TCP beside ${r.name}`,
+        color: r.name === "DELTA" ? "#06c" : "#c80",
+        points: r.tcp.series.map((b) => ({ x: sec(b.t), y: b.bps / 1e6 })),
       });
     }
     delay.push({
@@ -624,9 +752,18 @@ async function main(): Promise<void> {
     fps: arg("fps") !== undefined ? Number(arg("fps")) : undefined,
   };
   await Deno.mkdir(outDir, { recursive: true });
+  const queueMs = arg("queue-ms");
   const cases = allCases()
     .filter((c) => !filter || filter.includes(c.id))
-    .map((c) => compressTime(c, timeScale));
+    .map((c) => compressTime(c, timeScale))
+    .map((c) => queueMs === undefined ? c : { ...c, queueMs: Number(queueMs) });
+  // An interrupted run must not leave namespaces and TUN devices behind. (Removed at the
+  // end: a signal listener keeps the process alive.)
+  const onSignal = () => {
+    Promise.allSettled([...liveTunnels].map((t) => t.close())).finally(() => Deno.exit(130));
+  };
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
   const done: { delta?: Metrics; gcc?: Metrics }[] = [];
   for (const c of cases) {
     console.log(
@@ -638,7 +775,13 @@ async function main(): Promise<void> {
     const width = force.width ?? c.picture.width, height = force.height ?? c.picture.height;
     const fps = force.fps ?? c.picture.fps;
     console.log(`picture ${width}x${height} at ${fps} fps`);
-    const runs: { name: string; color: string; run: ContenderRun; m: Metrics }[] = [];
+    const runs: {
+      name: string;
+      color: string;
+      run: ContenderRun;
+      m: Metrics;
+      tcp?: TcpFigures;
+    }[] = [];
     const contenders: [string, string, () => Promise<ContenderRun>][] = [
       ["DELTA", "#0a6", () => runWavry(c, startLink, { width, height, fps, ...content(), log })],
       ["GCC", "#c33", () => runWebrtc(c, startLink, { width, height, fps, ...content(), log })],
@@ -649,8 +792,18 @@ async function main(): Promise<void> {
       try {
         const r = await run();
         const m = await metricsOf(c, r);
-        runs.push({ name, color, run: r, m });
-        console.log(row(name, m));
+        const tcp = tcpOf(r);
+        runs.push({ name, color, run: r, m, tcp });
+        console.log(row(name, m, tcp));
+        if (tcp && r.tcp) {
+          console.log(
+            `       tcp: ${(tcp.tcpBps / 1e6).toFixed(2)} Mbit/s at the bottleneck, goodput ${
+              (tcp.goodputBps / 1e6).toFixed(2)
+            } Mbit/s, media share ${tcp.mediaShare.toFixed(3)}, handshake ${
+              r.tcp.handshakeMs.toFixed(0)
+            } ms, connected at ${(r.tcp.connectedAtMs / 1000).toFixed(2)} s`,
+          );
+        }
         for (const n of r.notes) console.log(`       note: ${n}`);
       } catch (e) {
         console.log(`${name.padEnd(6)} ${e instanceof Error ? e.message : String(e)}`);
@@ -673,6 +826,19 @@ async function main(): Promise<void> {
               metrics: r.m,
               estimate: r.run.estimate,
               notes: r.run.notes,
+              ...(r.tcp && r.run.tcp
+                ? {
+                  tcp: {
+                    tcpBps: r.tcp.tcpBps,
+                    goodputBps: r.tcp.goodputBps,
+                    mediaShare: r.tcp.mediaShare,
+                    handshakeMs: r.run.tcp.handshakeMs,
+                    connectedAtMs: r.run.tcp.connectedAtMs,
+                    bottleneckSeries: r.tcp.series,
+                    goodputSeries: r.run.tcp.goodput,
+                  },
+                }
+                : {}),
             })),
           }),
         );
@@ -682,6 +848,7 @@ async function main(): Promise<void> {
     const d = runs.find((r) => r.name === "DELTA"), g = runs.find((r) => r.name === "GCC");
     if (d || g) done.push({ delta: d?.m, gcc: g?.m });
   }
+  for (const sig of signals) Deno.removeSignalListener(sig, onSignal);
   // Each contender is averaged over the cases it completed (NaN when none); the
   // comparison is fair only when both completed the same cases (see the counts).
   const avg = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;

@@ -8,3 +8,4 @@ export * from "./errors.ts";
 export * from "./handles.ts";
 export * from "./library.ts";
 export * from "./udp.ts";
+export * from "./tun.ts";

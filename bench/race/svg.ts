@@ -130,14 +130,15 @@ export function renderPlot(plot: Plot): string {
           }/>`,
         );
       }
-      const lx = left + 10 + si * 170;
+      // Legend entries 170 px apart, wrapping onto further rows inside the panel.
+      const perRow = Math.max(1, Math.floor((W - left - right - 10) / 170));
+      const lx = left + 10 + (si % perRow) * 170;
+      const ly = y0 + 12 + Math.floor(si / perRow) * 16;
       out.push(
-        `<line x1="${lx}" x2="${lx + 20}" y1="${y0 + 12}" y2="${y0 + 12}" stroke="${
+        `<line x1="${lx}" x2="${lx + 20}" y1="${ly}" y2="${ly}" stroke="${
           escapeXml(s.color)
         }" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
-        `<text x="${lx + 25}" y="${y0 + 12}" dominant-baseline="middle">${
-          escapeXml(s.label)
-        }</text>`,
+        `<text x="${lx + 25}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`,
       );
     });
   });

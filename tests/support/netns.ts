@@ -168,7 +168,7 @@ function alive(pid: number): boolean {
 }
 
 /** Kills every process inside namespace `ns` and deletes it; a missing namespace is fine. */
-async function destroyNetns(ns: string): Promise<void> {
+export async function destroyNetns(ns: string): Promise<void> {
   for (let attempt = 0; attempt < 50; attempt++) {
     let pids: number[] = [];
     try {
