@@ -48,6 +48,7 @@ import { ClientConnection } from "../client/connection.ts";
 import { generateIdentity } from "../crypto/identity.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { goodputSeries, TcpTunnel } from "../tools/linkemu/tcp_tunnel.ts";
+import { raiseDefaultSocketBuffers } from "../tools/linkemu/socket_buffers.ts";
 import { type TcpFigures, tcpFigures, type TcpRun } from "./race/tcp_share.ts";
 
 /** What a contender hands back for one case: records on one clock (ms from the race's 0). */
@@ -733,6 +734,9 @@ async function direct(): Promise<void> {
   );
 }
 
+/** Default socket buffer for the run's sockets (emulator, peers): a second of x10 traffic. */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
 async function main(): Promise<void> {
   if (arg("direct") !== undefined) return await direct();
   const startLink = await loadLinkEmulator().catch((e) => {
@@ -759,7 +763,17 @@ async function main(): Promise<void> {
     .map((c) => queueMs === undefined ? c : { ...c, queueMs: Number(queueMs) });
   // An interrupted run must not leave namespaces and TUN devices behind. (Removed at the
   // end: a signal listener keeps the process alive.)
+  // Deno's UDP sockets take the kernel's default buffer; at x10 the default
+  // (208 KiB) overflowed in the emulator, a loss outside the emulated link.
+  const buffers = raiseDefaultSocketBuffers(SOCKET_BUFFER_BYTES);
+  console.log(
+    buffers.raised.length > 0
+      ? `socket buffers: default raised to ${SOCKET_BUFFER_BYTES} bytes for this run`
+      : `socket buffers: default left as is (${buffers.reason ?? "already large enough"})`,
+  );
+  globalThis.addEventListener("unload", () => buffers.restore());
   const onSignal = () => {
+    buffers.restore();
     Promise.allSettled([...liveTunnels].map((t) => t.close())).finally(() => Deno.exit(130));
   };
   const signals = ["SIGINT", "SIGTERM"] as const;
@@ -849,6 +863,7 @@ async function main(): Promise<void> {
     if (d || g) done.push({ delta: d?.m, gcc: g?.m });
   }
   for (const sig of signals) Deno.removeSignalListener(sig, onSignal);
+  buffers.restore();
   // Each contender is averaged over the cases it completed (NaN when none); the
   // comparison is fair only when both completed the same cases (see the counts).
   const avg = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;

@@ -26,4 +26,5 @@ export {
   type PacketFate,
   type PacketLogEntry,
 } from "./types.ts";
+export { type RaisedBuffers, raiseDefaultSocketBuffers } from "./socket_buffers.ts";
 export { type CliOptions, parseArgs, parseQueue, parseRate } from "./cli.ts";
