@@ -72,6 +72,8 @@ export interface DeltaStats {
   feedbackTimeouts: number;
   /** Losses while the bottleneck queue was overflowing (kept from the FEC loss estimate). */
   overflowLosses: number;
+  /** Times competing mode began (a queue our own cuts could not drain). */
+  competingEntries: number;
 }
 
 // --- Constants (docs/DELTA.md explains each one) ---------------------------
@@ -152,6 +154,18 @@ export const FEEDBACK_TIMEOUT_RTTS = 4;
 export const FEEDBACK_TIMEOUT_MIN_US = 400_000;
 /** Cut applied per feedback timeout. */
 export const FEEDBACK_TIMEOUT_BETA = 0.7;
+/** A standing queue at least this long at a decrease may be someone else's (competing mode)... */
+export const COMPETE_QUEUE_US = 200_000;
+/** ...when this many decreases in a row, each at least that long, left it no shorter than... */
+export const COMPETE_CUTS = 4;
+/** ...this share of the queue at the previous decrease (a cut of our own drains ours). */
+export const COMPETE_KEEP = 0.8;
+/** In competing mode: cut on a loss event (at most once per smoothed RTT) by this factor. */
+export const COMPETE_BETA = 0.7;
+/** In competing mode: grow by this much per second (exponential) while no loss is reported. */
+export const COMPETE_GROWTH = 0.15;
+/** Competing mode ends when the standing queue falls under this (the other flow left). */
+export const COMPETE_EXIT_US = 50_000;
 /** Frame-rate ladder, highest first. */
 export const FPS_LADDER: readonly number[] = [60, 45, 30, 20];
 /** Lower the frame rate when bits per pixel at the current rate fall below this. */
@@ -205,6 +219,7 @@ export class DeltaController {
     decreases: 0,
     feedbackTimeouts: 0,
     overflowLosses: 0,
+    competingEntries: 0,
   };
 
   // Sent packets, in packet-number order.
@@ -241,6 +256,13 @@ export class DeltaController {
   #lastFeedbackUs: number | undefined;
   #lastDecreaseUs = -Infinity;
   #stableSinceUs: number | undefined;
+
+  // Competing mode: a loss-driven AIMD while another flow holds the queue (docs/DELTA.md).
+  #competing = false;
+  /** Base delay when competing began: a queue kept full longer than the base window must not become the base. */
+  #competeBaseUs = Infinity;
+  #undrainedCuts = 0;
+  #queueAtLastCut = 0;
 
   // Outputs derived per feedback.
   #fecRatio = 0;
@@ -296,7 +318,10 @@ export class DeltaController {
    * RTT, long before the delay trend could be measured.
    */
   get congestionWindowBytes(): number {
-    const rtt = this.#minRttUs ?? DEFAULT_RTT_US;
+    // While competing the queue is the other flow's and cannot be avoided: the window spans it.
+    const rtt = this.#competing
+      ? (this.#srttUs ?? this.#minRttUs ?? DEFAULT_RTT_US)
+      : (this.#minRttUs ?? DEFAULT_RTT_US);
     const span = rtt + 2 * this.#cfg.feedbackIntervalUs + WINDOW_MARGIN_US;
     return Math.max(4 * this.#cfg.packetBytes, (this.#target / 8) * (span / 1e6));
   }
@@ -310,6 +335,15 @@ export class DeltaController {
   /** Current classification of the bottleneck queue. */
   get state(): DeltaState {
     return this.#state;
+  }
+
+  /**
+   * Whether the controller is in competing mode: a standing queue survived
+   * COMPETE_CUTS of its own cuts, so another (loss-based) flow holds it, and the
+   * rate follows loss instead of delay until the queue falls under COMPETE_EXIT_US.
+   */
+  get competing(): boolean {
+    return this.#competing;
   }
 
   /** Recommended parity/data ratio for the next frame (adaptive FEC over measured loss). */
@@ -523,7 +557,7 @@ export class DeltaController {
   }
 
   #base(): number | undefined {
-    let m = Infinity;
+    let m = this.#competing ? this.#competeBaseUs : Infinity;
     for (const x of this.#baseBuckets) m = Math.min(m, x.min);
     return m === Infinity ? undefined : m;
   }
@@ -678,6 +712,10 @@ export class DeltaController {
     if (this.#lastUpdateUs === undefined || nowUs > this.#lastUpdateUs) this.#lastUpdateUs = nowUs;
     const next = this.#classify();
     const holdoff = (this.#srttUs ?? 100_000) + 2 * this.#cfg.feedbackIntervalUs;
+    if (this.#competing) {
+      this.#compete(nowUs, dt, next);
+      return;
+    }
     if (next === "congested") {
       const fresh = this.#state !== "congested" || nowUs - this.#lastDecreaseUs >= holdoff;
       // Cut again after the hold-off unless the queue is already draining fast enough.
@@ -709,6 +747,57 @@ export class DeltaController {
     this.#setTarget(Math.min(this.#target, recv * beta));
     this.#lastDecreaseUs = nowUs;
     this.#stats.decreases++;
+    this.#noteCut(nowUs);
+  }
+
+  /** Counts cuts that left a long standing queue in place; enough of them mean competing. */
+  #noteCut(nowUs: number): void {
+    const q = this.#standing;
+    // Ours would drain: a sender that puts more in than comes out is the one keeping it.
+    const notOverdriving = this.#sendRate(nowUs, 200_000) <= 1.1 * this.#recvRateLong;
+    const undrained = q >= COMPETE_QUEUE_US && q >= COMPETE_KEEP * this.#queueAtLastCut &&
+      notOverdriving;
+    this.#undrainedCuts = q >= COMPETE_QUEUE_US ? (undrained ? this.#undrainedCuts + 1 : 1) : 0;
+    this.#queueAtLastCut = q;
+    if (this.#undrainedCuts >= COMPETE_CUTS) {
+      this.#competeBaseUs = this.#base() ?? Infinity;
+      this.#competing = true;
+      this.#undrainedCuts = 0;
+      this.#stats.competingEntries++;
+    }
+  }
+
+  /**
+   * Competing mode: delay says nothing about our own sending any more, so the
+   * rate follows loss as a TCP flow's does, growing slowly without it.
+   */
+  #compete(nowUs: number, dtUs: number, next: DeltaState): void {
+    if (this.#standing < COMPETE_EXIT_US) {
+      // The other flow left (or never was): back to delay, from "stable".
+      this.#competing = false;
+      this.#queueAtLastCut = 0;
+      this.#state = next === "congested" ? "congested" : "stable";
+      this.#stableSinceUs = undefined;
+      this.#updateFec();
+      this.#updateFps(nowUs);
+      return;
+    }
+    const srtt = this.#srttUs ?? DEFAULT_RTT_US;
+    if (this.#lostInLastFeedback > 0 && nowUs - this.#lastDecreaseUs >= srtt) {
+      this.#setTarget(this.#target * COMPETE_BETA);
+      this.#lastDecreaseUs = nowUs;
+      this.#stats.decreases++;
+    } else if (dtUs > 0) {
+      let t = this.#target * Math.exp((COMPETE_GROWTH * dtUs) / 1e6);
+      if (this.#recvRateLong > 0) {
+        t = Math.min(t, Math.max(this.#target, APP_LIMIT_HEADROOM * this.#recvRateLong));
+      }
+      this.#setTarget(Math.max(this.#target, t));
+    }
+    this.#state = "congested";
+    this.#stableSinceUs = undefined;
+    this.#updateFec();
+    this.#updateFps(nowUs);
   }
 
   #newestAckedSendUs(): number {

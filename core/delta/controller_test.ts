@@ -216,6 +216,48 @@ Deno.test("DeltaController: losses while the queue overflows do not raise FEC; t
   );
 });
 
+Deno.test("DeltaController: a queue its own cuts cannot drain means competing: the rate follows loss, and delay rules again when the queue goes", () => {
+  const cc = new DeltaController({ ...CTL, initialBitrateBps: 2e6, minBitrateBps: 150_000 });
+  cc.onRttSample(100_000);
+  let pn = drive(cc, 0, 2e6, 2e6, () => 50_000, 0);
+  assert.equal(cc.competing, false);
+  // Another flow fills a 1 s queue and keeps it full, whatever this one does.
+  for (let i = 0; i < 10; i++) cc.onRttSample(1_100_000);
+  pn = drive(cc, 2e6, 12e6, 1e6, () => 1_050_000, pn);
+  assert.equal(cc.competing, true, `decreases ${cc.stats.decreases}`);
+  assert.equal(cc.stats.competingEntries, 1);
+  // Its cuts took it to 300 kbit/s; without loss it grew again instead of starving.
+  assert.ok(cc.targetBitrateBps > 600_000, `${cc.targetBitrateBps}`);
+  // Loss: a cut of COMPETE_BETA, at most once per RTT.
+  const grown = cc.targetBitrateBps, cuts = cc.stats.decreases;
+  let k = 0;
+  pn = drive(cc, 12e6, 14e6, 1e6, () => 1_050_000, pn, () => k++ % 50 === 0);
+  // Losses show from 13.05 s (one RTT late) in every report; a 1.1 s RTT allows one cut.
+  assert.equal(cc.stats.decreases - cuts, 1, "one cut per RTT, not per report");
+  assert.ok(cc.targetBitrateBps < grown, `${grown} -> ${cc.targetBitrateBps}`);
+  assert.equal(cc.competing, true, "loss does not end competing mode");
+  // The other flow leaves: the queue goes, and so does competing mode.
+  drive(cc, 14e6, 15e6, 1e6, () => 50_000, pn);
+  assert.equal(cc.competing, false);
+});
+
+Deno.test("DELTA sim: capacity drops and a cellular trace never put DELTA in competing mode (its queues drain)", async () => {
+  const drop = run(steps([0, 2.5e6], [3000, 0.6e6], [6000, 1e6]), 9000);
+  assert.equal(drop.flows[0].controllerStats!.competingEntries, 0);
+  const two = run(steps([0, 4e6], [3000, 1e6]), 6000, undefined, [
+    ONE_DELTA[0],
+    { ...ONE_DELTA[0] },
+  ]);
+  for (const f of two.flows) assert.equal(f.controllerStats!.competingEntries, 0);
+  for (const name of ["TMobile-UMTS-driving", "ATT-LTE-driving-2016"]) {
+    const text = await Deno.readTextFile(
+      new URL(`../../../shared/traces/${name}.down`, import.meta.url),
+    );
+    const r = run({ kind: "trace", trace: parseMahimahiTrace(text, name) }, 30_000);
+    assert.equal(r.flows[0].controllerStats!.competingEntries, 0, name);
+  }
+});
+
 Deno.test("DeltaController: the frame rate steps down before bits per pixel collapse, and back up after a hold", () => {
   const cfg = { ...CTL, width: 1920, height: 1080, initialBitrateBps: 12e6, minBitrateBps: 1e6 };
   const cc = new DeltaController(cfg);
