@@ -24,7 +24,7 @@ import { NativeUdpSocket } from "../edge/native_udp.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import { DEFAULT_MONITOR, PulseAudioSource } from "../media/linux/audio_pulse.ts";
 import { OpusEncoder } from "../media/opus.ts";
-import { InputWorker } from "./input_worker_handle.ts";
+import { type HostInputTrace, InputWorker } from "./input_worker_handle.ts";
 import { type CongestionDecision, MediaSendWorker } from "./media_send.ts";
 import type { MediaLaneState } from "../core/media_lane.ts";
 import { MediaPipeline } from "./media_pipeline.ts";
@@ -84,6 +84,15 @@ export interface HostOptions {
   connectEvents?: HostConnectEvents;
   /** Called for each line worth logging. */
   log?: (line: string) => void;
+  /**
+   * Nice value of the capture/encode worker and its encoder threads (default
+   * {@linkcode DEFAULT_ENCODER_NICE}; 0 leaves them alone). On a saturated
+   * machine it keeps the encoder from delaying the display server and the
+   * application that read injected input (bench/input.ts).
+   */
+  encoderNice?: number;
+  /** Called for every input event injected, with its host-side stage times (bench/input.ts). */
+  onInputApplied?: (trace: HostInputTrace) => void;
 }
 
 interface Client {
@@ -95,6 +104,13 @@ interface Client {
   readonly closed: Promise<void>;
   readonly onClosed: () => void;
 }
+
+/**
+ * Nice value of the host's capture/encode threads by default: below the
+ * display server and the desktop's applications, so input injected into
+ * them is never queued behind the encoder (bench/input.ts measures it).
+ */
+export const DEFAULT_ENCODER_NICE = 10;
 
 /** A running host. */
 export class WavryHost {
@@ -180,6 +196,7 @@ export class WavryHost {
       onFeedback: (id, report, rttMs) => this.#media.feedback(id, report, rttMs),
       onNack: (id, frameId, indexes) => this.#media.retransmit(id, frameId, indexes),
       onLog: (line) => this.#log(line),
+      onInputApplied: (_id, _applyUs, trace) => this.#options.onInputApplied?.(trace),
     });
   }
 
@@ -254,6 +271,8 @@ export class WavryHost {
         source: this.#options.source,
         fps: this.#options.fps,
         bitrateBps: this.#options.bitrateBps,
+        nice: this.#options.encoderNice ?? DEFAULT_ENCODER_NICE,
+        log: (line) => this.#log(line),
       });
       this.#pipeline = pipeline;
       this.#log(

@@ -39,6 +39,8 @@ export interface MediaPipelineOptions extends MediaWorkerOptions {
   maxQueuedFrames?: number;
   /** How long `start` waits for the first frame (default 10 s). */
   startTimeoutMs?: number;
+  /** Called with lines worth logging from the worker. */
+  log?: (line: string) => void;
 }
 
 /** One encoded frame from the worker. */
@@ -175,6 +177,7 @@ export class MediaPipeline {
       };
       worker.onmessage = (event: MessageEvent<WorkerEvent>) => {
         const message = event.data;
+        if (message.type === "log") return options.log?.(message.line);
         if (pipeline) return pipeline.#onEvent(message);
         if (message.type === "ready") {
           settled = true;
@@ -190,7 +193,7 @@ export class MediaPipeline {
           early.push(message);
         }
       };
-      const { maxQueuedFrames: _q, startTimeoutMs: _t, ...workerOptions } = options;
+      const { maxQueuedFrames: _q, startTimeoutMs: _t, log: _l, ...workerOptions } = options;
       worker.postMessage({ type: "start", options: workerOptions } satisfies WorkerCommand);
     });
   }
@@ -339,6 +342,7 @@ export class MediaPipeline {
         this.#end();
         break;
       case "ready":
+      case "log":
         break;
     }
     this.#wake();
