@@ -86,9 +86,10 @@ export interface HostOptions {
   log?: (line: string) => void;
   /**
    * Nice value of the capture/encode worker and its encoder threads (default
-   * {@linkcode DEFAULT_ENCODER_NICE}; 0 leaves them alone). On a saturated
-   * machine it keeps the encoder from delaying the display server and the
-   * application that read injected input (bench/input.ts).
+   * {@linkcode DEFAULT_ENCODER_NICE}; 0 leaves them alone). A positive value
+   * lets the display server and the application reading injected input win
+   * their wake-ups against the encoder on a saturated machine, at the cost of
+   * frames (bench/input.ts `--encoder-nice=N`).
    */
   encoderNice?: number;
   /** Called for every input event injected, with its host-side stage times (bench/input.ts). */
@@ -106,11 +107,13 @@ interface Client {
 }
 
 /**
- * Nice value of the host's capture/encode threads by default: below the
- * display server and the desktop's applications, so input injected into
- * them is never queued behind the encoder (bench/input.ts measures it).
+ * Nice value of the host's capture/encode threads by default: 0, unchanged.
+ * At 10 the X server's share of the input path shrank (bench/input.ts,
+ * loaded x_server p99 5.4 → 3.1 ms over 3 and 5 runs) but the end-to-end
+ * tail did not, and on a saturated machine the encoder then loses to every
+ * ordinary process (a game): docs/LATENCY.md "Input under load".
  */
-export const DEFAULT_ENCODER_NICE = 10;
+export const DEFAULT_ENCODER_NICE = 0;
 
 /** A running host. */
 export class WavryHost {
