@@ -162,7 +162,13 @@ async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<vo
   try {
     if (options.nice !== undefined && options.nice !== 0) {
       // Before the encoder opens: its threads inherit this thread's nice value.
-      const niced = setThreadNice(options.nice);
+      let niced: boolean;
+      try {
+        niced = setThreadNice(options.nice);
+      } catch (error) {
+        scope.postMessage({ type: "error", error: { kind: "Open", message: messageOf(error) } });
+        return;
+      }
       scope.postMessage({
         type: "log",
         line: niced
