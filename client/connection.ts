@@ -16,6 +16,7 @@ import { AsyncQueue } from "../edge/queue.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import type {
+  ClientInputTrace,
   NetWorkerCommand,
   NetWorkerEvent,
   NetWorkerIce,
@@ -28,6 +29,8 @@ import type {
   MediaReceiveEvent,
   MediaReceiveStats,
 } from "./media_receive_worker.ts";
+
+export type { ClientInputTrace } from "./net_worker.ts";
 
 /** The gateway side of connecting with ICE (client/gateway_connect.ts implements it). */
 export interface ConnectSignaling {
@@ -61,6 +64,8 @@ export interface ConnectionOptions {
   expectHost?: Uint8Array;
   /** Session timers. */
   config?: Partial<SessionConfig>;
+  /** Called, in send order, with the session worker's stage times of every input sent (benchmarks). */
+  onInputSent?: (trace: ClientInputTrace) => void;
 }
 
 /** How a connection ended. */
@@ -117,12 +122,15 @@ export class ClientConnection {
   #resolveClosed!: (info: ConnectionClosed) => void;
   #ended = false;
   #closing: Promise<void> | undefined;
+  #onInputSent: ((trace: ClientInputTrace) => void) | undefined;
 
   private constructor(
     net: Worker,
     media: Worker,
     connected: Extract<NetWorkerEvent, { type: "connected" }>,
+    onInputSent: ((trace: ClientInputTrace) => void) | undefined,
   ) {
+    this.#onInputSent = onInputSent;
     this.#net = net;
     this.#media = media;
     this.peerIdentity = connected.peerIdentity;
@@ -198,7 +206,7 @@ export class ClientConnection {
           );
         } else if (m.type === "relay-state") sig?.relayState?.(m.state);
         else if (m.type === "connected") {
-          connection = new ClientConnection(net, media, m);
+          connection = new ClientConnection(net, media, m, options.onInputSent);
           for (const e of early) connection.#onMedia(e);
           resolve(connection);
         }
@@ -216,6 +224,7 @@ export class ClientConnection {
             expectHost: options.expectHost,
             config: options.config,
             ice: options.ice,
+            traceInput: options.onInputSent !== undefined,
           },
           media: channel.port2,
         } satisfies NetWorkerCommand,
@@ -284,6 +293,9 @@ export class ClientConnection {
         break;
       case "snapshot":
         this.#snapshot = m.snapshot;
+        break;
+      case "input-sent":
+        this.#onInputSent?.({ handledUs: m.handledUs, sentUs: m.sentUs });
         break;
       case "closed":
         this.#finish({ code: m.code, reason: m.reason, byPeer: m.byPeer });

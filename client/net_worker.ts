@@ -55,6 +55,16 @@ export interface NetWorkerOptions {
   expectHost?: Uint8Array;
   /** Session timers. */
   config?: Partial<SessionConfig>;
+  /** Post an `input-sent` event with stage times for every input sent (benchmarks). */
+  traceInput?: boolean;
+}
+
+/** Client-side stage times of one input message, CLOCK_MONOTONIC µs. */
+export interface ClientInputTrace {
+  /** This worker took the message from its queue (the main thread's postMessage arrived). */
+  handledUs: number;
+  /** The datagram carrying it was handed to the kernel. */
+  sentUs: number;
 }
 
 /** Parent → worker. */
@@ -101,6 +111,7 @@ export type NetWorkerEvent =
   | { type: "connect-failed"; message: string }
   | { type: "control"; data: Uint8Array }
   | { type: "snapshot"; snapshot: SessionSnapshot }
+  | ({ type: "input-sent" } & ClientInputTrace)
   | { type: "closed"; code: number; reason: string; byPeer: boolean };
 
 /** Net worker → media receive worker (over the MessagePort). */
@@ -136,6 +147,7 @@ let flushQueued = false;
 let laneSent = false;
 let ice: IceConnection | undefined;
 let closing = false;
+let traceInput = false;
 // The host's offer and the relay lease, from the parent (the gateway link on the main thread).
 const remoteOffer = Promise.withResolvers<IceOffer>();
 const relayLease = Promise.withResolvers<{ lease: string; relay: PeerAddress }>();
@@ -294,6 +306,7 @@ async function connectIce(
 
 async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promise<void> {
   port = mediaPort;
+  traceInput = options.traceInput === true;
   // Input leaves from this thread: it must not wait for the decoder's or the player's time slice.
   setThreadRealtime(SESSION_THREAD_PRIORITY);
   let connected: SessionDriver;
@@ -355,13 +368,21 @@ scope.onmessage = (event: MessageEvent<NetWorkerCommand>) => {
     case "connect":
       connect(command.options, command.media);
       break;
-    case "input":
+    case "input": {
+      const handledUs = traceInput ? monotonicMicros() : 0;
       try {
         driver?.sendInput(command.data);
       } catch {
         // A message too large for one datagram: dropped (the encoder never makes one).
       }
+      // The session flushes in a microtask queued by sendInput: this one runs after the send.
+      if (traceInput) {
+        queueMicrotask(() =>
+          scope.postMessage({ type: "input-sent", handledUs, sentUs: monotonicMicros() })
+        );
+      }
       break;
+    }
     case "keyframe":
       driver?.requestKeyframe();
       break;

@@ -163,7 +163,8 @@ export type SessionEvent =
   | { type: "video-frame"; frame: EncodedFrame }
   | { type: "video-frame-lost"; frameId: number }
   | { type: "audio"; sequence: number; captureTimeUs: number; data: Uint8Array }
-  | { type: "input"; data: Uint8Array }
+  /** `at`: when the datagram that made it deliverable arrived (the `now` given to handleDatagram). */
+  | { type: "input"; data: Uint8Array; at: number }
   | { type: "control"; data: Uint8Array }
   | { type: "keyframe-request"; lastCompleteFrameId: number; reason: number }
   /** The peer asks for fragments of a video frame again (selective retransmission). */
@@ -665,7 +666,7 @@ export class Session {
       case "input":
         this.#inputIn.receive(frame);
         for (let data; (data = this.#inputIn.pollDelivered()) !== undefined;) {
-          this.#events.push({ type: "input", data });
+          this.#events.push({ type: "input", data, at: now });
         }
         break;
       case "control":

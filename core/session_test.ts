@@ -61,6 +61,17 @@ Deno.test("control and input messages arrive once, in order; ping measures the R
   assert.equal(pair.initiator.session.clockOffsetUs, 0);
 });
 
+Deno.test("an input event carries the arrival time of the datagram that delivered it", () => {
+  const pair = sessionPair({ seed: 2, link: CLEAN });
+  pair.net.runUntil(100);
+  assert.ok(pair.responder.session.sendInput(text("key")));
+  pair.net.runUntil(300);
+  const [input] = pair.initiator.eventsOf("input");
+  assert.equal(str(input.data), "key");
+  // Sent at 100 ms over a 10 ms link.
+  assert.equal(input.at, 110);
+});
+
 Deno.test("a video frame is split, reassembled and delivered once", () => {
   const pair = sessionPair({ seed: 3, link: CLEAN });
   pair.net.runUntil(100);

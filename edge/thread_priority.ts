@@ -26,20 +26,18 @@
 
 const SCHED_OTHER = 0;
 const SCHED_FIFO = 1;
+const PRIO_PROCESS = 0;
 
-function withLibc<T>(
-  f: (
-    lib: Deno.DynamicLibrary<{
-      sched_setscheduler: { parameters: ["i32", "i32", "buffer"]; result: "i32" };
-    }>,
-  ) => T,
-): T | undefined {
+const LIBC_SYMBOLS = {
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+} as const;
+
+function withLibc<T>(f: (lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>) => T): T | undefined {
   if (Deno.build.os !== "linux") return undefined;
   let lib;
   try {
-    lib = Deno.dlopen("libc.so.6", {
-      sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-    });
+    lib = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
   } catch {
     return undefined;
   }
@@ -51,16 +49,35 @@ function withLibc<T>(
 }
 
 /**
- * Puts the calling thread under SCHED_FIFO at `priority` (1..99).
+ * Puts the calling thread (or thread/process `tid`, e.g. a benchmark's X
+ * server) under SCHED_FIFO at `priority` (1..99).
  * @returns whether it worked
  */
-export function setThreadRealtime(priority: number): boolean {
+export function setThreadRealtime(priority: number, tid = 0): boolean {
   if (!(Number.isInteger(priority) && priority >= 1 && priority <= 99)) {
     throw new RangeError(`realtime priority must be an integer in 1..99, got ${priority}`);
   }
   return withLibc((lib) =>
-    lib.symbols.sched_setscheduler(0, SCHED_FIFO, new Int32Array([priority])) === 0
+    lib.symbols.sched_setscheduler(tid, SCHED_FIFO, new Int32Array([priority])) === 0
   ) ?? false;
+}
+
+/**
+ * Sets the nice value (-20..19) of the calling thread only (Linux applies
+ * `setpriority(PRIO_PROCESS, 0)` to the calling task); threads it creates
+ * afterwards inherit it. Raising it (lower priority) needs no privilege;
+ * lowering it below the current value needs CAP_SYS_NICE.
+ *
+ * Wavry raises it for the capture/encode worker, so that on a saturated
+ * machine the display server and the application reading the injected input
+ * win every wake-up against the encoder (bench/input.ts measures it).
+ * @returns whether it worked (false off Linux)
+ */
+export function setThreadNice(nice: number): boolean {
+  if (!(Number.isInteger(nice) && nice >= -20 && nice <= 19)) {
+    throw new RangeError(`nice must be an integer in -20..19, got ${nice}`);
+  }
+  return withLibc((lib) => lib.symbols.setpriority(PRIO_PROCESS, 0, nice) === 0) ?? false;
 }
 
 /** Returns the calling thread to the ordinary scheduler. @returns whether it worked */

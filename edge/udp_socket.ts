@@ -85,6 +85,8 @@ export class UdpSocket {
   #loop: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
+  #wokeUs = 0;
+  #wokeMs = 0;
 
   private constructor(conn: Deno.DatagramConn | undefined, native: NativeUdpSocket | undefined) {
     this.#conn = conn;
@@ -109,6 +111,25 @@ export class UdpSocket {
    */
   static native(socket: NativeUdpSocket): UdpSocket {
     return new UdpSocket(undefined, socket);
+  }
+
+  /**
+   * When the receive loop last got datagrams back from the kernel, in
+   * CLOCK_MONOTONIC µs (0 before the first). Read inside a datagram handler,
+   * or in a microtask it queued, it is the wake-up time of the batch that
+   * delivered that datagram: the next batch is awaited only after them.
+   */
+  get lastWakeMicros(): number {
+    return this.#wokeUs;
+  }
+
+  /**
+   * The same moment as {@linkcode UdpSocket.lastWakeMicros} on this thread's
+   * `performance.now()` (ms): the pair maps a handler's `now` back onto
+   * CLOCK_MONOTONIC exactly (`lastWakeMicros + (now − lastWakePerfMs) × 1000`).
+   */
+  get lastWakePerfMs(): number {
+    return this.#wokeMs;
   }
 
   /** Whether {@linkcode UdpSocket.close} was called. */
@@ -202,6 +223,8 @@ export class UdpSocket {
       }
       const [datagram, from] = received;
       const now = performance.now();
+      this.#wokeUs = monotonicMicros();
+      this.#wokeMs = now;
       this.counters.datagramsReceived++;
       this.counters.bytesReceived += datagram.length;
       const address = from as Deno.NetAddr;
@@ -225,10 +248,12 @@ export class UdpSocket {
         continue;
       }
       if (batch.closed) return;
+      this.#wokeUs = monotonicMicros();
+      this.#wokeMs = performance.now();
       // Kernel receive times (SO_TIMESTAMPNS on CLOCK_MONOTONIC), moved onto this thread's
       // performance.now(): how long this thread took to wake up is not network delay, and
       // congestion control must not read it as a queue.
-      const monoMinusPerfMs = monotonicMicros() / 1000 - performance.now();
+      const monoMinusPerfMs = this.#wokeUs / 1000 - this.#wokeMs;
       for (let i = 0; i < batch.count; i++) {
         const now = batch.receivedAtMicros(i) / 1000 - monoMinusPerfMs;
         if (batch.truncated(i)) {

@@ -24,7 +24,7 @@ import { NativeUdpSocket } from "../edge/native_udp.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import { DEFAULT_MONITOR, PulseAudioSource } from "../media/linux/audio_pulse.ts";
 import { OpusEncoder } from "../media/opus.ts";
-import { InputWorker } from "./input_worker_handle.ts";
+import { type HostInputTrace, InputWorker } from "./input_worker_handle.ts";
 import { type CongestionDecision, MediaSendWorker } from "./media_send.ts";
 import type { MediaLaneState } from "../core/media_lane.ts";
 import { MediaPipeline } from "./media_pipeline.ts";
@@ -84,6 +84,16 @@ export interface HostOptions {
   connectEvents?: HostConnectEvents;
   /** Called for each line worth logging. */
   log?: (line: string) => void;
+  /**
+   * Nice value of the capture/encode worker and its encoder threads (default
+   * {@linkcode DEFAULT_ENCODER_NICE}; 0 leaves them alone). A positive value
+   * lets the display server and the application reading injected input win
+   * their wake-ups against the encoder on a saturated machine, at the cost of
+   * frames (bench/input.ts `--encoder-nice=N`).
+   */
+  encoderNice?: number;
+  /** Called for every input event injected, with its host-side stage times (bench/input.ts). */
+  onInputApplied?: (trace: HostInputTrace) => void;
 }
 
 interface Client {
@@ -95,6 +105,15 @@ interface Client {
   readonly closed: Promise<void>;
   readonly onClosed: () => void;
 }
+
+/**
+ * Nice value of the host's capture/encode threads by default: 0, unchanged.
+ * At 10 the X server's share of the input path shrank (bench/input.ts,
+ * loaded x_server p99 5.4 → 3.1 ms over 3 and 5 runs) but the end-to-end
+ * tail did not, and on a saturated machine the encoder then loses to every
+ * ordinary process (a game): docs/LATENCY.md "Input under load".
+ */
+export const DEFAULT_ENCODER_NICE = 0;
 
 /** A running host. */
 export class WavryHost {
@@ -180,6 +199,7 @@ export class WavryHost {
       onFeedback: (id, report, rttMs) => this.#media.feedback(id, report, rttMs),
       onNack: (id, frameId, indexes) => this.#media.retransmit(id, frameId, indexes),
       onLog: (line) => this.#log(line),
+      onInputApplied: (_id, _applyUs, trace) => this.#options.onInputApplied?.(trace),
     });
   }
 
@@ -260,6 +280,8 @@ export class WavryHost {
         source: this.#options.source,
         fps: this.#options.fps,
         bitrateBps: this.#options.bitrateBps,
+        nice: this.#options.encoderNice ?? DEFAULT_ENCODER_NICE,
+        log: (line) => this.#log(line),
       });
       this.#pipeline = pipeline;
       this.#log(

@@ -45,6 +45,23 @@ export interface InputWorkerOptions {
   ice?: HostIceOptions;
 }
 
+/**
+ * Host-side stage times of one injected input event, CLOCK_MONOTONIC µs
+ * (the clock the client's and the X client's stamps use on one machine).
+ */
+export interface HostInputTrace {
+  /** The INPUT message's sequence. */
+  sequence: number;
+  /** The datagram that delivered it reached the socket (the kernel's receive timestamp). */
+  receivedUs: number;
+  /** The input thread had that datagram's receive batch back from the kernel. */
+  wokeUs: number;
+  /** The session had opened it and the serve loop took it. */
+  openedUs: number;
+  /** The injection call returned (for XTest: the request flushed to the X server). */
+  injectedUs: number;
+}
+
 /** Messages the parent sends. */
 export type InputWorkerCommand =
   | { type: "start"; options: InputWorkerOptions }
@@ -71,7 +88,7 @@ export type InputWorkerEvent =
   | { type: "nack"; id: number; frameId: number; indexes: number[] }
   | { type: "feedback"; id: number; report: FeedbackReport; rttMs: number }
   | { type: "closed"; id: number; reason: string }
-  | { type: "input-applied"; id: number; applyUs: number }
+  | { type: "input-applied"; id: number; applyUs: number; trace: HostInputTrace }
   | { type: "log"; line: string }
   | { type: "error"; message: string }
   | { type: "ice-offer"; sessionId: string; offer: IceOffer }
@@ -94,6 +111,8 @@ interface Client {
 }
 
 let listener: SessionListener | undefined;
+/** The shared socket as this worker reads it (its wake-up time stamps input traces). */
+let socket: UdpSocket | undefined;
 let connector: HostConnector | undefined;
 /** Client identities the gateway sent a connect request for, by session (gateway mode). */
 const gatewayPeers = new Map<string, Uint8Array>();
@@ -130,7 +149,7 @@ function start(options: InputWorkerOptions): void {
   const allowed = options.allowedClients;
   listener = SessionListener.listen({
     port: 0,
-    socket: UdpSocket.native(NativeUdpSocket.attach(options.fd)),
+    socket: socket = UdpSocket.native(NativeUdpSocket.attach(options.fd)),
     identity: options.identity,
     // Through the gateway, a client the gateway vouched for (it checked the host's allow list or
     // pairing before forwarding its connect) is accepted for as long as its request lives.
@@ -208,10 +227,21 @@ async function serve(driver: SessionDriver): Promise<void> {
             refusedLogged = true;
             break;
           }
+          const openedUs = monotonicMicros();
           const applied = client.applier.apply(event.data);
           if (applied.ok) {
             driver.sendControl(applied.value.replyBytes);
-            post({ type: "input-applied", id, applyUs: applied.value.applyUs });
+            // The session's clock is performance.now() (ms); the stamps are CLOCK_MONOTONIC µs.
+            const wokeUs = socket?.lastWakeMicros ?? openedUs;
+            const wokeMs = socket?.lastWakePerfMs ?? performance.now();
+            const trace: HostInputTrace = {
+              sequence: applied.value.message.sequence,
+              receivedUs: wokeUs + (event.at - wokeMs) * 1000,
+              wokeUs,
+              openedUs,
+              injectedUs: applied.value.reply.hostAppliedUs,
+            };
+            post({ type: "input-applied", id, applyUs: applied.value.applyUs, trace });
           }
           break;
         }

@@ -10,11 +10,16 @@ import type { MediaLaneState } from "../core/media_lane.ts";
 import { CloseCode } from "../core/frames.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import type { InputArea } from "./input_applier.ts";
-import type { InputWorkerCommand, InputWorkerEvent, InputWorkerOptions } from "./input_worker.ts";
+import type {
+  HostInputTrace,
+  InputWorkerCommand,
+  InputWorkerEvent,
+  InputWorkerOptions,
+} from "./input_worker.ts";
 import type { IceOffer } from "../edge/ice_connect.ts";
 import type { HostIceOutcome } from "./host_connector.ts";
 
-export type { InputWorkerOptions } from "./input_worker.ts";
+export type { HostInputTrace, InputWorkerOptions } from "./input_worker.ts";
 
 /** What the host hears from the input worker. */
 export interface InputWorkerListener {
@@ -28,8 +33,8 @@ export interface InputWorkerListener {
   onNack?(id: number, frameId: number, indexes: number[]): void;
   /** Congestion feedback from a client (receive times of media packets) and the current RTT. */
   onFeedback?(id: number, report: FeedbackReport, rttMs: number): void;
-  /** An input event was injected, taking `applyUs`. */
-  onInputApplied?(id: number, applyUs: number): void;
+  /** An input event was injected, taking `applyUs`; `trace` says when each stage ended. */
+  onInputApplied?(id: number, applyUs: number, trace: HostInputTrace): void;
   /** A line worth logging. */
   onLog?(line: string): void;
   /** This host's candidates for a connect request (ICE on the shared socket). */
@@ -161,7 +166,7 @@ export class InputWorker {
         l.onFeedback?.(message.id, message.report, message.rttMs);
         break;
       case "input-applied":
-        l.onInputApplied?.(message.id, message.applyUs);
+        l.onInputApplied?.(message.id, message.applyUs, message.trace);
         break;
       case "log":
         l.onLog?.(message.line);

@@ -39,6 +39,8 @@ export interface MediaPipelineOptions extends MediaWorkerOptions {
   maxQueuedFrames?: number;
   /** How long `start` waits for the first frame (default 10 s). */
   startTimeoutMs?: number;
+  /** Called with lines worth logging from the worker. */
+  log?: (line: string) => void;
 }
 
 /** One encoded frame from the worker. */
@@ -176,6 +178,7 @@ export class MediaPipeline {
       };
       worker.onmessage = (event: MessageEvent<WorkerEvent>) => {
         const message = event.data;
+        if (message.type === "log") return options.log?.(message.line);
         if (pipeline) return pipeline.#onEvent(message);
         if (message.type === "ready") {
           settled = true;
@@ -191,7 +194,7 @@ export class MediaPipeline {
           early.push(message);
         }
       };
-      const { maxQueuedFrames: _q, startTimeoutMs: _t, ...workerOptions } = options;
+      const { maxQueuedFrames: _q, startTimeoutMs: _t, log: _l, ...workerOptions } = options;
       worker.postMessage({ type: "start", options: workerOptions } satisfies WorkerCommand);
     });
   }
@@ -355,6 +358,7 @@ export class MediaPipeline {
         this.#end();
         break;
       case "ready":
+      case "log":
         break;
     }
     this.#wake();

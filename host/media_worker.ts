@@ -23,6 +23,7 @@ import { FfmpegVideoEncoder } from "../media/linux/video_encoder.ts";
 import { pacedCapture } from "../media/pacer.ts";
 import type { CapturedFrame, Capturer, CodecConfig } from "../media/types.ts";
 import { monotonicMicros as clockUs } from "../media/clock.ts";
+import { setThreadNice } from "../edge/thread_priority.ts";
 
 /**
  * Where the pictures come from: the X display (default), or the synthetic
@@ -61,6 +62,11 @@ export interface MediaWorkerOptions {
   height?: number;
   /** Encoder choice (default "auto": VA-API, then NVENC, then libx264). */
   encoder?: "auto" | "libx264" | "h264_vaapi" | "h264_nvenc";
+  /**
+   * Nice value of this thread and the encoder threads it starts (default 0:
+   * unchanged). Set before the encoder opens, so its thread pool inherits it.
+   */
+  nice?: number;
 }
 
 /** Messages the parent sends to the worker. */
@@ -115,6 +121,8 @@ export type WorkerEvent =
     payload: Uint8Array;
   }
   | { type: "error"; error: { kind: "Open" | "Capture" | "Encode" | "Command"; message: string } }
+  /** A line worth logging (e.g. the thread priority it got). */
+  | { type: "log"; line: string }
   | { type: "stopped"; released: boolean };
 
 interface WorkerScope {
@@ -160,6 +168,22 @@ function applyBitrate(): void {
 async function run(options: MediaWorkerOptions, signal: AbortSignal): Promise<void> {
   let capturer: Capturer | undefined;
   try {
+    if (options.nice !== undefined && options.nice !== 0) {
+      // Before the encoder opens: its threads inherit this thread's nice value.
+      let niced: boolean;
+      try {
+        niced = setThreadNice(options.nice);
+      } catch (error) {
+        scope.postMessage({ type: "error", error: { kind: "Open", message: messageOf(error) } });
+        return;
+      }
+      scope.postMessage({
+        type: "log",
+        line: niced
+          ? `capture/encode threads at nice ${options.nice}`
+          : `capture/encode threads at normal priority (nice ${options.nice} refused)`,
+      });
+    }
     try {
       const source = options.source ?? { kind: "x11" };
       capturer = lastCapturer = source.kind === "pattern"

@@ -11,7 +11,9 @@
  *    frame was drawn, 32 bits each, most significant bit first, white = 1);
  *  - prints every key, button and motion event it receives as one JSON line
  *    on stdout, with "t_us", the CLOCK_MONOTONIC time it arrived, so a test
- *    can see what input injection produced and when.
+ *    can see what input injection produced and when; key events also carry
+ *    "server_ms", the X server's event time (Xorg and Xvfb take it from
+ *    CLOCK_MONOTONIC(_COARSE) in ms, truncated to 32 bits).
  *
  * The first line on stdout is {"ready":true,...} once the window is mapped
  * and focused. It exits on SIGTERM or when stdin closes (with --stdin-exit).
@@ -183,9 +185,9 @@ int main(int argc, char **argv) {
           KeySym sym = XLookupKeysym(&e.xkey, 0);
           const char *name = XKeysymToString(sym);
           printf("{\"type\":\"key\",\"press\":%s,\"keycode\":%u,\"keysym\":%lu,\"name\":\"%s\",\"state\":%u,"
-                 "\"t_us\":%lld}\n",
+                 "\"t_us\":%lld,\"server_ms\":%lu}\n",
                  e.type == KeyPress ? "true" : "false", e.xkey.keycode, (unsigned long)sym,
-                 name ? name : "", e.xkey.state, seen_us);
+                 name ? name : "", e.xkey.state, seen_us, (unsigned long)e.xkey.time);
           break;
         }
         case ButtonPress:

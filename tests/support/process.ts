@@ -53,6 +53,11 @@ export class LineProcess {
     for (const waiter of this.#waiters.splice(0)) waiter();
   }
 
+  /** The child's process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   /** Every line read so far. */
   get lines(): readonly string[] {
     return this.#lines;

@@ -16,6 +16,8 @@ export type ProbeEvent =
     name: string;
     state: number;
     t_us: number;
+    /** The X server's event time, ms (CLOCK_MONOTONIC in Xorg and Xvfb, 32 bits). */
+    server_ms: number;
   }
   | { type: "button"; press: boolean; button: number; x: number; y: number; t_us: number }
   | { type: "motion"; x: number; y: number; t_us: number };
@@ -44,6 +46,11 @@ export class XProbe {
     const process = new LineProcess("wavry-xprobe", xprobePath(), args, { DISPLAY: display });
     await process.waitForLine((l) => l.includes('"ready":true'));
     return new XProbe(process);
+  }
+
+  /** The probe's process id. */
+  get pid(): number {
+    return this.#process.pid;
   }
 
   /** Input events received so far. */

@@ -14,6 +14,8 @@ export interface VirtualDisplay {
   readonly width: number;
   /** Screen size. */
   readonly height: number;
+  /** The server's process id. */
+  readonly pid: number;
   /** Stops the server. */
   stop(): Promise<void>;
 }
@@ -31,5 +33,5 @@ export async function startXvfb(width = 1280, height = 720): Promise<VirtualDisp
     "-noreset",
   ]);
   const line = await xvfb.waitForLine((l) => /^\d+$/.test(l.trim()), 15_000);
-  return { display: `:${line.trim()}`, width, height, stop: () => xvfb.stop() };
+  return { display: `:${line.trim()}`, width, height, pid: xvfb.pid, stop: () => xvfb.stop() };
 }
