@@ -1,7 +1,10 @@
 /**
  * One side of bench/dataplane.ts, in its own worker: the media lane's full
- * send path (fragment + FEC + seal + send) or receive path (receive + open +
- * FEC + reassemble), or the same workers moving raw datagrams (the baseline).
+ * send path (fragment + FEC + seal + send, through host/media_send_path.ts,
+ * the step the host's media send worker runs) or receive path (receive +
+ * open + FEC + reassemble, through `MediaReceiver.handleBatch` as the
+ * client's media receive worker calls it), or the same workers moving raw
+ * datagrams (the baseline).
  *
  * @module
  */
@@ -9,6 +12,7 @@ import { type MediaLaneState, MediaReceiver, MediaSender } from "../core/media_l
 import { NativeUdpSocket } from "../edge/native_udp.ts";
 import { useNativeAead } from "../edge/native_aead.ts";
 import { useNativeFec } from "../edge/native_fec.ts";
+import { sendMediaBatch } from "../host/media_send_path.ts";
 
 // The same native kernels the media send worker uses.
 useNativeAead();
@@ -38,6 +42,8 @@ interface Scope {
 const scope = globalThis as unknown as Scope;
 /** The sender stays at most this many datagrams ahead of the receiver (UDP drops the rest). */
 const WINDOW = 1024;
+/** Datagrams per sendmmsg, as host/media_send_worker.ts. */
+const SEND_BATCH = 64;
 
 async function send(job: DataplaneJob): Promise<void> {
   const counters = new Int32Array(job.shared);
@@ -67,12 +73,11 @@ async function send(job: DataplaneJob): Promise<void> {
       continue;
     }
     const t0 = performance.now();
-    sender.sendVideoFrame({ frameId: frameId++, captureTimeUs: 0, keyframe: false, data: frame });
-    const now = performance.now();
-    // As the media send worker does: what is ready leaves in one sendmmsg call.
-    const batch: Uint8Array[] = [];
-    for (let d; (d = sender.pollTransmit(now)) !== undefined;) batch.push(d);
-    sent += socket.sendBatch(batch, to);
+    if (!sender.pending) {
+      sender.sendVideoFrame({ frameId: frameId++, captureTimeUs: 0, keyframe: false, data: frame });
+    }
+    // The host's media send worker's own send step: one AEAD call, one sendmmsg, no copy.
+    sent += sendMediaBatch(sender, socket, to, performance.now(), SEND_BATCH, Infinity).sent;
     busyMs += performance.now() - t0;
   }
   const seconds = (performance.now() - start) / 1000;
@@ -91,19 +96,30 @@ async function receive(job: DataplaneJob): Promise<void> {
   let first = 0;
   let last = 0;
   let reuse: ArrayBuffer | undefined;
+  const offsets = new Int32Array(64), lengths = new Int32Array(64), times = new Float64Array(64);
   while (Atomics.load(counters, 1) === 0) {
     const batch = await socket.receiveBatch(64, 20, { reuse });
     const now = performance.now();
     if (batch.count > 0 && first === 0) first = now;
-    for (let i = 0; i < batch.count; i++) {
-      if (job.mode === "rift") {
-        if (receiver.handleDatagram(batch.datagram(i), now) === undefined) handled++;
-        for (let e; (e = receiver.pollEvent()) !== undefined;) {
-          if (e.type === "video-frame") frames++;
-        }
-      } else {
-        handled++;
+    if (job.mode === "rift") {
+      // As the client's media receive worker: the whole batch in one call.
+      for (let i = 0; i < batch.count; i++) {
+        offsets[i] = batch.offsetOf(i);
+        lengths[i] = batch.storedLength(i);
+        times[i] = now;
       }
+      handled += receiver.handleBatch(
+        new Uint8Array(batch.buffer),
+        offsets,
+        lengths,
+        batch.count,
+        times,
+      );
+      for (let e; (e = receiver.pollEvent()) !== undefined;) {
+        if (e.type === "video-frame") frames++;
+      }
+    } else {
+      handled += batch.count;
     }
     if (batch.count > 0) last = performance.now();
     Atomics.store(counters, 0, handled);

@@ -57,6 +57,8 @@ let receiver: MediaReceiver | undefined;
 let port: MessagePort | undefined;
 let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
+/** Start of each datagram in a "datagrams" message (reused). */
+let offsets = new Int32Array(256);
 
 function drain(arrivedMonoMs: number): void {
   const r = receiver!;
@@ -140,15 +142,16 @@ function onPort(event: MessageEvent<MediaPortMessage>): void {
       break;
     case "datagrams": {
       if (receiver === undefined) return;
+      const count = m.lengths.length;
+      if (offsets.length < count) offsets = new Int32Array(count * 2);
       let at = 0;
-      let last = 0;
-      for (let i = 0; i < m.lengths.length; i++) {
-        const datagram = new Uint8Array(m.bytes, at, m.lengths[i]);
+      for (let i = 0; i < count; i++) {
+        offsets[i] = at;
         at += m.lengths[i];
-        last = m.arrivedMonoMs[i];
-        receiver.handleDatagram(datagram, last);
       }
-      drain(last);
+      // One call for the whole batch: runs under one key are opened with one AEAD call.
+      receiver.handleBatch(new Uint8Array(m.bytes), offsets, m.lengths, count, m.arrivedMonoMs);
+      drain(count > 0 ? m.arrivedMonoMs[count - 1] : 0);
       break;
     }
     case "rtt":

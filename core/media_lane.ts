@@ -19,7 +19,13 @@
  * @module
  */
 
-import { PacketProtector, type TransportConfig, type TransportKeys } from "../crypto/transport.ts";
+import type { AeadBatch } from "../crypto/aead.ts";
+import {
+  type OpenErrorKind,
+  PacketProtector,
+  type TransportConfig,
+  type TransportKeys,
+} from "../crypto/transport.ts";
 import {
   decodeFrames,
   encodedFrameLength,
@@ -38,7 +44,6 @@ import {
 import { FecReceiver, protectFrame, type VideoFecConfig } from "./fec/video.ts";
 import {
   AEAD_TAG_LENGTH,
-  encodeHeader,
   FLAG_MEDIA_LANE,
   HEADER_LENGTH,
   keyPhaseOf,
@@ -150,6 +155,12 @@ export interface MediaReceiverStats {
   retransmitRecoveries: number;
 }
 
+/** Datagrams opened with one AEAD call by {@linkcode MediaReceiver.handleBatch}. */
+const RUN_MAX = 256;
+/** Plaintext slab of the batch receive path (a new one when full; FEC keeps views into old ones). */
+const SLAB_BYTES = 256 * 1024;
+const EMPTY = new Uint8Array(0);
+
 /** Frames a sender keeps for selective retransmission. */
 const RETAINED_FRAMES = 32;
 /** Frames whose loss handling the receiver remembers (NACK once per frame). */
@@ -164,8 +175,16 @@ export class MediaSender {
   readonly #protector: PacketProtector;
   readonly #peerConnectionId: number;
   readonly #maxDatagram: number;
-  readonly #plaintext: Uint8Array;
   #fec: VideoFecConfig;
+  readonly #out: TransmitBatch = {
+    bytes: new Uint8Array(0),
+    lengths: new Int32Array(0),
+    count: 0,
+  };
+  #offsets = new Int32Array(0);
+  #counters = new Float64Array(0);
+  readonly #frames: Frame[] = [];
+  readonly #writeHeader: (pn: number, keyPhase: 0 | 1, buffer: Uint8Array, at: number) => void;
   readonly #audio: Frame[] = [];
   readonly #video: Frame[] = [];
   #sent: SentPacket[] = [];
@@ -186,8 +205,28 @@ export class MediaSender {
     this.#protector = new PacketProtector(state.keys, now, state.transport);
     this.#peerConnectionId = state.peerConnectionId;
     this.#maxDatagram = state.maxDatagram;
-    this.#plaintext = new Uint8Array(state.maxDatagram);
     this.#fec = state.fec;
+    const peer = this.#peerConnectionId;
+    this.#writeHeader = (packetNumber, keyPhase, buffer, at) => {
+      // The 16-byte header (docs/RIFT_SPEC.md), written byte by byte: no DataView per packet.
+      const hi = Math.floor(packetNumber / 0x100000000), lo = packetNumber >>> 0;
+      buffer[at] = 0xc0 | RIFT_VERSION;
+      buffer[at + 1] = PacketType.Sealed;
+      buffer[at + 2] = keyPhase | FLAG_MEDIA_LANE;
+      buffer[at + 3] = 0;
+      buffer[at + 4] = peer >>> 24;
+      buffer[at + 5] = (peer >>> 16) & 0xff;
+      buffer[at + 6] = (peer >>> 8) & 0xff;
+      buffer[at + 7] = peer & 0xff;
+      buffer[at + 8] = hi >>> 24;
+      buffer[at + 9] = (hi >>> 16) & 0xff;
+      buffer[at + 10] = (hi >>> 8) & 0xff;
+      buffer[at + 11] = hi & 0xff;
+      buffer[at + 12] = lo >>> 24;
+      buffer[at + 13] = (lo >>> 16) & 0xff;
+      buffer[at + 14] = (lo >>> 8) & 0xff;
+      buffer[at + 15] = lo & 0xff;
+    };
   }
 
   /** Video payload bytes per datagram. */
@@ -276,52 +315,97 @@ export class MediaSender {
     this.#retained.clear();
   }
 
-  /** The next media datagram, or undefined when nothing is queued. */
+  /** The next media datagram (a copy), or undefined when nothing is queued. */
   pollTransmit(now: number): Uint8Array | undefined {
-    if (this.#closed) return undefined;
-    const frames: Frame[] = [];
-    let room = this.#maxDatagram - HEADER_LENGTH - AEAD_TAG_LENGTH;
-    for (const queue of [this.#audio, this.#video]) {
-      while (queue.length > 0) {
-        const length = encodedFrameLength(queue[0]);
-        if (length > room) break;
-        frames.push(queue.shift()!);
-        room -= length;
+    const batch = this.pollTransmitBatch(now, 1);
+    return batch.count === 0 ? undefined : batch.bytes.slice(0, batch.lengths[0]);
+  }
+
+  /**
+   * The next datagrams, at most `maxDatagrams` of them, while fewer than
+   * `budgetBytes` have been taken (the last may overshoot, as a token bucket
+   * allows): laid out back to back in `bytes` (datagram i is `lengths[i]`
+   * bytes), sealed with one AEAD call, ready for one `sendmmsg`. The batch
+   * lives in this sender's own buffers: it is valid until the next call.
+   */
+  pollTransmitBatch(now: number, maxDatagrams: number, budgetBytes = Infinity): TransmitBatch {
+    const out = this.#out;
+    out.count = 0;
+    if (this.#closed || !(maxDatagrams >= 1)) return out;
+    if (maxDatagrams > out.lengths.length) this.#grow(maxDatagrams);
+    const max = this.#maxDatagram;
+    const bytes = this.#out.bytes;
+    let at = 0;
+    let n = 0;
+    let spent = 0;
+    const frames = this.#frames;
+    while (n < maxDatagrams && spent < budgetBytes) {
+      frames.length = 0;
+      let room = max - HEADER_LENGTH - AEAD_TAG_LENGTH;
+      for (let q = 0; q < 2; q++) {
+        const queue = q === 0 ? this.#audio : this.#video;
+        while (queue.length > 0) {
+          const length = encodedFrameLength(queue[0]);
+          if (length > room) break;
+          frames.push(queue.shift()!);
+          room -= length;
+        }
       }
+      if (frames.length === 0) break;
+      const end = encodeFramesInto(frames, bytes, at + HEADER_LENGTH) + AEAD_TAG_LENGTH;
+      this.#offsets[n] = at;
+      out.lengths[n] = end - at;
+      spent += end - at;
+      at = end;
+      n++;
     }
-    if (frames.length === 0) return undefined;
-    const sealed = this.#protector.seal(
-      (packetNumber, keyPhase, out) =>
-        encodeHeader(
-          {
-            version: RIFT_VERSION,
-            type: PacketType.Sealed,
-            flags: keyPhase | FLAG_MEDIA_LANE,
-            connectionId: this.#peerConnectionId,
-            packetNumber,
-          },
-          out,
-          0,
-        ),
-      this.#plaintext.subarray(0, encodeFramesInto(frames, this.#plaintext, 0)),
-      now,
-    );
-    if (!sealed.ok) {
+    frames.length = 0;
+    if (n === 0) return out;
+    const sealed = this.#protector.sealBatch(this.#writeHeader, {
+      buffer: bytes,
+      offsets: this.#offsets,
+      lengths: out.lengths,
+      counters: this.#counters,
+      count: n,
+    }, now);
+    if (sealed.sealed < n) {
       // 2^53 packets: unreachable in practice; stop rather than reuse a nonce.
       this.close();
-      return undefined;
+      out.count = 0;
+      return out;
     }
-    this.#stats.datagramsSent++;
-    this.#stats.bytesSent += sealed.datagram.length;
+    out.count = n;
+    this.#stats.datagramsSent += n;
+    this.#stats.bytesSent += at;
     if (this.#recordSent) {
-      this.#sent.push({
-        packetNumber: sealed.packetNumber,
-        sizeBytes: sealed.datagram.length,
-        sendTimeUs: toMicros(now),
-      });
+      const sendTimeUs = toMicros(now);
+      for (let i = 0; i < n; i++) {
+        this.#sent.push({
+          packetNumber: sealed.firstPacketNumber + i,
+          sizeBytes: out.lengths[i],
+          sendTimeUs,
+        });
+      }
     }
-    return sealed.datagram;
+    return out;
   }
+
+  #grow(maxDatagrams: number): void {
+    this.#out.bytes = new Uint8Array(maxDatagrams * this.#maxDatagram);
+    this.#out.lengths = new Int32Array(maxDatagrams);
+    this.#offsets = new Int32Array(maxDatagrams);
+    this.#counters = new Float64Array(maxDatagrams);
+  }
+}
+
+/** Datagrams {@linkcode MediaSender.pollTransmitBatch} sealed, back to back in one buffer. */
+export interface TransmitBatch {
+  /** The datagrams, back to back (the buffer is longer than their sum). */
+  bytes: Uint8Array;
+  /** Length of datagram i. */
+  lengths: Int32Array;
+  /** Datagrams in the batch. */
+  count: number;
 }
 
 /** Opens media-lane datagrams, rebuilds lost fragments from FEC and reassembles frames. */
@@ -341,6 +425,20 @@ export class MediaReceiver {
   #held: EncodedFrame[] = [];
   #largestReceived = -1;
   #receivedCount = 0;
+  // Batch receive scratch, allocated once.
+  readonly #run: AeadBatch = {
+    buffer: EMPTY,
+    offsets: new Int32Array(RUN_MAX),
+    lengths: new Int32Array(RUN_MAX),
+    counters: new Float64Array(RUN_MAX),
+    count: 0,
+  };
+  readonly #runIndex = new Int32Array(RUN_MAX);
+  readonly #dstOffsets = new Int32Array(RUN_MAX);
+  readonly #ok = new Uint8Array(RUN_MAX);
+  readonly #kinds: (OpenErrorKind | undefined)[] = new Array(RUN_MAX).fill(undefined);
+  #slab = EMPTY;
+  #slabAt = 0;
   readonly #stats: MediaReceiverStats = {
     datagramsAccepted: 0,
     dropped: {},
@@ -422,10 +520,139 @@ export class MediaReceiver {
       }
     }
     opened.commit();
+    this.#accept(frames.value, header.packetNumber, now);
+    return undefined;
+  }
+
+  /**
+   * Takes `count` media-lane datagrams at once: datagram i is
+   * `buffer[offsets[i], offsets[i] + lengths[i])`, received at `times[i]`.
+   * The outcome (events, counters, drops) is that of
+   * {@linkcode handleDatagram} on each in turn, but runs of well-formed
+   * datagrams under the current key are opened with one AEAD call and no
+   * allocation per datagram. `buffer` may be reused once this returns.
+   * Returns how many were accepted.
+   */
+  handleBatch(
+    buffer: Uint8Array,
+    offsets: ArrayLike<number>,
+    lengths: ArrayLike<number>,
+    count: number,
+    times: ArrayLike<number>,
+  ): number {
+    let accepted = 0;
+    let i = 0;
+    while (i < count) {
+      const phase = this.#protector.receivePhase;
+      const run = this.#run;
+      let n = 0;
+      let need = 0;
+      for (; i < count && n < RUN_MAX; i++) {
+        const pn = this.#fastHeader(buffer, offsets[i], lengths[i], phase);
+        if (pn < 0) break;
+        run.offsets[n] = offsets[i];
+        run.lengths[n] = lengths[i];
+        run.counters[n] = pn;
+        this.#runIndex[n] = i;
+        need += lengths[i] - HEADER_LENGTH - AEAD_TAG_LENGTH;
+        n++;
+      }
+      if (n > 0) accepted += this.#openRun(buffer, n, need, times);
+      if (n < RUN_MAX && i < count) {
+        // Anything unusual (another key phase, a bad header) takes the one-at-a-time path.
+        const at = offsets[i];
+        if (this.handleDatagram(buffer.subarray(at, at + lengths[i]), times[i]) === undefined) {
+          accepted++;
+        }
+        i++;
+      }
+    }
+    return accepted;
+  }
+
+  /** The packet number of a well-formed media-lane header in the given key phase, else -1. */
+  #fastHeader(buffer: Uint8Array, at: number, length: number, phase: number): number {
+    if (
+      !(length >= HEADER_LENGTH + AEAD_TAG_LENGTH && length <= this.#maxDatagram && at >= 0 &&
+        at + length <= buffer.length)
+    ) return -1;
+    const flags = buffer[at + 2];
+    if (
+      buffer[at] !== (0xc0 | RIFT_VERSION) || buffer[at + 1] !== PacketType.Sealed ||
+      (flags & FLAG_MEDIA_LANE) === 0 || (flags & 1) !== phase
+    ) return -1;
+    const cid = ((buffer[at + 4] << 24) | (buffer[at + 5] << 16) | (buffer[at + 6] << 8) |
+      buffer[at + 7]) >>> 0;
+    if (cid !== this.#localConnectionId) return -1;
+    const hi = ((buffer[at + 8] << 24) | (buffer[at + 9] << 16) | (buffer[at + 10] << 8) |
+      buffer[at + 11]) >>> 0;
+    if (hi > 0x1fffff) return -1;
+    const lo = ((buffer[at + 12] << 24) | (buffer[at + 13] << 16) | (buffer[at + 14] << 8) |
+      buffer[at + 15]) >>> 0;
+    return hi * 0x100000000 + lo;
+  }
+
+  #openRun(buffer: Uint8Array, n: number, need: number, times: ArrayLike<number>): number {
+    // Plaintexts go to a slab of our own: FEC keeps views of fragments, the caller's buffer is free.
+    if (this.#slab.length - this.#slabAt < need) {
+      this.#slab = new Uint8Array(Math.max(SLAB_BYTES, need));
+      this.#slabAt = 0;
+    }
+    const run = this.#run;
+    const dstOffsets = this.#dstOffsets;
+    let at = this.#slabAt;
+    for (let j = 0; j < n; j++) {
+      dstOffsets[j] = at;
+      at += run.lengths[j] - HEADER_LENGTH - AEAD_TAG_LENGTH;
+      this.#ok[j] = 1;
+    }
+    this.#slabAt = at;
+    run.buffer = buffer;
+    run.count = n;
+    const kinds = this.#kinds;
+    this.#protector.openCurrentBatch(run, this.#slab, dstOffsets, this.#ok, kinds);
+    run.buffer = EMPTY;
+    let accepted = 0;
+    for (let j = 0; j < n; j++) {
+      const now = times[this.#runIndex[j]];
+      const pn = run.counters[j];
+      // The drop handleDatagram would report at this point of the sequence: replay first.
+      const drop = this.#protector.replayKind(pn) ??
+        (this.#ok[j] === 1 ? this.#acceptOpened(j, pn, now) : kinds[j] ?? "Unauthenticated");
+      if (drop === undefined) {
+        this.#stats.datagramsAccepted++;
+        accepted++;
+      } else {
+        this.#stats.dropped[drop] = (this.#stats.dropped[drop] ?? 0) + 1;
+      }
+    }
+    return accepted;
+  }
+
+  #acceptOpened(j: number, pn: number, now: number): MediaDropKind | undefined {
+    const start = this.#dstOffsets[j];
+    const plaintext = this.#slab.subarray(
+      start,
+      start + this.#run.lengths[j] - HEADER_LENGTH - AEAD_TAG_LENGTH,
+    );
+    const frames = decodeFrames(plaintext);
+    if (!frames.ok) return frames.error.kind;
+    for (const f of frames.value) {
+      if (f.type !== "video" && f.type !== "fec" && f.type !== "audio" && f.type !== "padding") {
+        return "UnexpectedFrame";
+      }
+    }
+    const late = this.#protector.commitCurrent(pn, now);
+    if (late !== undefined) return late;
+    this.#accept(frames.value, pn, now);
+    return undefined;
+  }
+
+  #accept(frames: Frame[], packetNumber: number, now: number): void {
     this.#receivedCount++;
-    this.#largestReceived = Math.max(this.#largestReceived, header.packetNumber);
-    this.#arrivals.push({ packetNumber: header.packetNumber, receiveTimeUs: toMicros(now) });
-    for (const frame of frames.value) {
+    this.#largestReceived = Math.max(this.#largestReceived, packetNumber);
+    this.#arrivals.push({ packetNumber, receiveTimeUs: toMicros(now) });
+    for (const frame of frames) {
       switch (frame.type) {
         case "video":
           this.#onFragment(frame, now);
@@ -444,7 +671,6 @@ export class MediaReceiver {
           break;
       }
     }
-    return undefined;
   }
 
   #onFragment(fragment: VideoFragmentFrame, now: number): void {

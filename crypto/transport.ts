@@ -18,6 +18,7 @@
 import {
   type Aead,
   type AeadBackend,
+  type AeadBatch,
   createAead,
   DEFAULT_AEAD_BACKEND,
   nonceFromCounter,
@@ -247,17 +248,7 @@ export class PacketProtector {
     if (pn > this.#config.maxPacketNumber) {
       return { ok: false, kind: "Exhausted" };
     }
-    if (
-      (this.#packetsUnderSendKey >= this.#config.rekeyAfterPackets &&
-        now - this.#sendKeyInstalledAt >= this.#config.minRekeyIntervalMs) ||
-      now - this.#sendKeyInstalledAt >= this.#config.rekeyAfterMs
-    ) {
-      this.#send = this.#keyState(rekey(this.#send.key));
-      this.#sendPhase = this.#sendPhase === 0 ? 1 : 0;
-      this.#sendKeyInstalledAt = now;
-      this.#packetsUnderSendKey = 0;
-      this.#stats.rekeys++;
-    }
+    this.#maybeRekey(now);
     // Header and seal go straight into the datagram: one allocation per packet.
     const datagram = new Uint8Array(HEADER_LENGTH + plaintext.length + TAG_LENGTH);
     const header = datagram.subarray(0, HEADER_LENGTH);
@@ -273,6 +264,135 @@ export class PacketProtector {
     this.#packetsUnderSendKey++;
     this.#stats.sealed++;
     return { ok: true, datagram, packetNumber: pn };
+  }
+
+  /**
+   * Seals `batch.count` datagrams laid out in `batch.buffer` in place, with
+   * one AEAD batch call per key: datagram i is
+   * `buffer[offsets[i], offsets[i] + lengths[i])`, its first 16 bytes the
+   * header (written by `writeHeader(packetNumber, keyPhase, buffer, offset)`),
+   * then the plaintext, then 16 bytes of room for the tag. Packet numbers,
+   * key phases and key updates are exactly those of `count` calls to
+   * {@linkcode PacketProtector.seal} at `now`; `batch.counters` is filled with
+   * the packet numbers used. Returns how many were sealed (fewer than asked
+   * only once packet numbers are exhausted) and the first packet number.
+   */
+  sealBatch(
+    writeHeader: (
+      packetNumber: number,
+      keyPhase: 0 | 1,
+      buffer: Uint8Array,
+      offset: number,
+    ) => void,
+    batch: AeadBatch,
+    now: number,
+  ): { sealed: number; firstPacketNumber: number } {
+    const firstPacketNumber = this.#nextPacketNumber;
+    const available = Math.max(0, this.#config.maxPacketNumber - firstPacketNumber + 1);
+    const total = Math.min(batch.count, available);
+    let done = 0;
+    while (done < total) {
+      // The same rekey decision seal() takes before each packet; it can only fire at a run's start.
+      this.#maybeRekey(now);
+      const intervalPassed = now - this.#sendKeyInstalledAt >= this.#config.minRekeyIntervalMs;
+      const run = intervalPassed
+        ? Math.min(
+          total - done,
+          Math.max(1, this.#config.rekeyAfterPackets - this.#packetsUnderSendKey),
+        )
+        : total - done;
+      for (let i = done; i < done + run; i++) {
+        const pn = this.#nextPacketNumber++;
+        batch.counters[i] = pn;
+        writeHeader(pn, this.#sendPhase, batch.buffer, batch.offsets[i]);
+      }
+      const part: AeadBatch = done === 0 && run === batch.count ? batch : {
+        buffer: batch.buffer,
+        offsets: batch.offsets.subarray(done, done + run),
+        lengths: batch.lengths.subarray(done, done + run),
+        counters: batch.counters.subarray(done, done + run),
+        count: run,
+      };
+      this.#send.aead.sealBatch(part, HEADER_LENGTH);
+      this.#packetsUnderSendKey += run;
+      this.#stats.sealed += run;
+      done += run;
+    }
+    return { sealed: done, firstPacketNumber };
+  }
+
+  #maybeRekey(now: number): void {
+    if (
+      (this.#packetsUnderSendKey >= this.#config.rekeyAfterPackets &&
+        now - this.#sendKeyInstalledAt >= this.#config.minRekeyIntervalMs) ||
+      now - this.#sendKeyInstalledAt >= this.#config.rekeyAfterMs
+    ) {
+      this.#send = this.#keyState(rekey(this.#send.key));
+      this.#sendPhase = this.#sendPhase === 0 ? 1 : 0;
+      this.#sendKeyInstalledAt = now;
+      this.#packetsUnderSendKey = 0;
+      this.#stats.rekeys++;
+    }
+  }
+
+  /** The key phase a datagram must carry for {@linkcode PacketProtector.openCurrentBatch}. */
+  get receivePhase(): 0 | 1 {
+    return this.#recvPhase;
+  }
+
+  /**
+   * {@linkcode PacketProtector.open} for many datagrams at once, all carrying
+   * the current receive key phase ({@linkcode receivePhase}; route the others
+   * through `open`): `batch.counters[i]` is datagram i's packet number, its
+   * first 16 bytes the header. Datagrams with `ok[i]` = 1 are checked against
+   * the replay window, then opened in one AEAD call, their plaintext written
+   * to `dst` at `dstOffsets[i]`. On return `ok[i]` is 1 for each that
+   * authenticated, and `kinds[i]` says why any other was rejected. Changes no
+   * state: accept each with {@linkcode commitCurrent}, in order.
+   */
+  openCurrentBatch(
+    batch: AeadBatch,
+    dst: Uint8Array,
+    dstOffsets: Int32Array,
+    ok: Uint8Array,
+    kinds: (OpenErrorKind | undefined)[],
+  ): void {
+    for (let i = 0; i < batch.count; i++) {
+      kinds[i] = undefined;
+      if (ok[i] !== 1) continue;
+      const check = this.#window.check(batch.counters[i]);
+      if (check !== "ok") {
+        ok[i] = 0;
+        kinds[i] = check === "replayed" ? "Replayed" : "TooOld";
+      } else if (batch.lengths[i] < HEADER_LENGTH + TAG_LENGTH) {
+        ok[i] = 0;
+        kinds[i] = "Unauthenticated";
+      }
+    }
+    const asked = ok.slice(0, batch.count);
+    this.#recvCur.aead.openBatch(batch, HEADER_LENGTH, dst, dstOffsets, ok);
+    for (let i = 0; i < batch.count; i++) {
+      if (asked[i] === 1 && ok[i] !== 1) kinds[i] = "Unauthenticated";
+    }
+  }
+
+  /** Why the replay window rejects `packetNumber` now, or undefined when it would accept it. */
+  replayKind(packetNumber: number): "Replayed" | "TooOld" | undefined {
+    const check = this.#window.check(packetNumber);
+    return check === "ok" ? undefined : check === "replayed" ? "Replayed" : "TooOld";
+  }
+
+  /**
+   * Accepts a datagram {@linkcode openCurrentBatch} authenticated, as the
+   * `commit()` of `open` does; returns "Replayed" or "TooOld" instead when
+   * a datagram committed since (e.g. a duplicate in the same batch) rules it
+   * out now.
+   */
+  commitCurrent(packetNumber: number, now: number): OpenErrorKind | undefined {
+    const check = this.#window.check(packetNumber);
+    if (check !== "ok") return check === "replayed" ? "Replayed" : "TooOld";
+    this.#commit(this.#recvCur, packetNumber, now);
+    return undefined;
   }
 
   /**

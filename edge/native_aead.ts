@@ -48,6 +48,39 @@ export function useNativeAead(): boolean {
     open(key, nonce, ad, sealed, out) {
       return symbols.wavry_aead_open(key, nonce, ad, ad.length, sealed, sealed.length, out) === 0;
     },
+    // One FFI call per batch: the key is set up once and no per-packet call crosses into C.
+    sealBatch(key, batch, adLength) {
+      const status = symbols.wavry_aead_seal_batch(
+        key,
+        batch.buffer,
+        batch.offsets,
+        batch.lengths,
+        batch.count,
+        adLength,
+        batch.counters,
+      );
+      if (status !== 0) {
+        throw new RangeError(`native ChaCha20-Poly1305 batch seal failed (${status})`);
+      }
+    },
+    openBatch(key, batch, adLength, dst, dstOffsets, ok) {
+      const opened = symbols.wavry_aead_open_batch(
+        key,
+        batch.buffer,
+        batch.offsets,
+        batch.lengths,
+        batch.count,
+        adLength,
+        batch.counters,
+        dst,
+        dstOffsets,
+        ok,
+      );
+      if (opened < 0) {
+        throw new RangeError(`native ChaCha20-Poly1305 batch open failed (${opened})`);
+      }
+      return opened;
+    },
   });
   return true;
 }

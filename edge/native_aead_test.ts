@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { createAead } from "../crypto/aead.ts";
 import { PacketProtector } from "../crypto/transport.ts";
 import { useNativeAead } from "./native_aead.ts";
+import { checkBatchBackend } from "../crypto/aead_batch_testing.ts";
 
 Deno.test("native AEAD: registers, and equals the RFC-8439-verified noble backend byte for byte", () => {
   assert.equal(useNativeAead(), true, "the shim's aead module loads (./wavry builds it)");
@@ -54,4 +55,9 @@ Deno.test("native AEAD: a packet sealed with one backend opens with the other (m
   const opened = b.open(header, 0, 0, sealed.datagram.subarray(16), 0);
   assert.ok(opened.ok);
   assert.deepEqual(opened.plaintext, new Uint8Array(1000).fill(5));
+});
+
+Deno.test("native AEAD: one-call sealBatch equals N single seals; openBatch rejects only the tampered packet", () => {
+  assert.ok(useNativeAead());
+  checkBatchBackend("native", 200);
 });

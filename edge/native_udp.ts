@@ -313,6 +313,18 @@ export class ReceivedBatch {
     );
   }
 
+  /** Where datagram `i` starts in {@linkcode buffer} (slots are `slotBytes` apart). */
+  offsetOf(i: number): number {
+    this.#check(i);
+    return this.#dataOffset + i * this.slotBytes;
+  }
+
+  /** The stored length of datagram `i` (its wire length, cut to the slot). */
+  storedLength(i: number): number {
+    this.#check(i);
+    return Math.max(0, Math.min(this.#lens[i], this.slotBytes));
+  }
+
   /** The length datagram `i` had on the wire (more than `slotBytes` if truncated). */
   wireLength(i: number): number {
     this.#check(i);
@@ -583,6 +595,51 @@ export class NativeUdpSocket {
       );
       this.#error.check("udp.sendBatch", status);
       for (let i = 0; i < status; i++) this.counters.bytesSent += this.#lens[i];
+      this.counters.datagramsSent += status;
+      sent += status;
+      if (status < n) {
+        this.#refused(this.#errno[0]);
+        break;
+      }
+    }
+    return sent;
+  }
+
+  /**
+   * Sends `count` datagrams that already lie back to back in `bytes`
+   * (datagram i is `lengths[i]` bytes) to one destination with sendmmsg,
+   * without copying them (e.g. a `MediaSender` transmit batch). Returns how
+   * many the kernel took, in order; it stops at the first refusal, which is
+   * counted by errno kind.
+   */
+  sendPacked(bytes: Uint8Array, lengths: Int32Array, count: number, to: PeerAddress): number {
+    if (this.#closing) throw this.#closedError("udp.send");
+    if (!(count >= 0 && count <= lengths.length)) {
+      throw new RangeError(`sendPacked: count ${count} beyond ${lengths.length} lengths`);
+    }
+    let total = 0;
+    for (let i = 0; i < count; i++) total += lengths[i];
+    if (total > bytes.length) throw new RangeError("sendPacked: lengths run past the bytes");
+    const record = this.#record(to) as Uint8Array<ArrayBuffer>;
+    let sent = 0;
+    let at = 0;
+    while (sent < count) {
+      const n = Math.min(count - sent, UDP_MAX_BATCH);
+      const status = udpNative().wavry_udp_send_batch(
+        this.fd,
+        (at === 0 ? bytes : bytes.subarray(at)) as Uint8Array<ArrayBuffer>,
+        (sent === 0 ? lengths : lengths.subarray(sent)) as Int32Array<ArrayBuffer>,
+        n,
+        record,
+        this.#errno,
+        this.#error.reset(),
+        this.#error.bytes.length,
+      );
+      this.#error.check("udp.sendPacked", status);
+      for (let i = 0; i < status; i++) {
+        this.counters.bytesSent += lengths[sent + i];
+        at += lengths[sent + i];
+      }
       this.counters.datagramsSent += status;
       sent += status;
       if (status < n) {

@@ -116,6 +116,34 @@ Deno.test("a batch of 64 goes out in one sendBatch and arrives in order from one
   }
 });
 
+Deno.test("sendPacked sends datagrams lying back to back without copying; offsetOf/storedLength find them", async () => {
+  const a = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+  const b = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const lengths = Int32Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 1200));
+    const total = lengths.reduce((x, y) => x + y, 0);
+    const packed = new Uint8Array(total + 100).map((_, i) => i * 13);
+    assert.equal(a.sendPacked(packed, lengths, 40, b.localAddr), 40);
+    assert.equal(a.counters.datagramsSent, 40);
+    assert.equal(a.counters.bytesSent, total);
+    assert.throws(() => a.sendPacked(packed, lengths, 41, b.localAddr), RangeError);
+    assert.throws(() => a.sendPacked(packed.subarray(0, total - 1), lengths, 40, b.localAddr));
+    const { datagrams, batches } = await receiveAll(b, 40);
+    let at = 0;
+    datagrams.forEach((d, i) => {
+      assert.deepEqual(d, packed.subarray(at, at + lengths[i]));
+      at += lengths[i];
+    });
+    const first = batches[0];
+    const view = new Uint8Array(first.buffer, first.offsetOf(0), first.storedLength(0));
+    assert.deepEqual(view, first.datagram(0));
+    assert.throws(() => first.offsetOf(first.count), RangeError);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 Deno.test("an oversized datagram is cut to its slot and reported as truncated", async () => {
   const a = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
   const b = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });

@@ -18,6 +18,7 @@ import { DeltaController, type DeltaState } from "../core/delta/controller.ts";
 import { EncoderBudget } from "../core/delta/budget.ts";
 import type { FeedbackReport } from "../core/session.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
+import { sendMediaBatch } from "./media_send_path.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { useNativeAead } from "../edge/native_aead.ts";
@@ -186,19 +187,13 @@ function flush(id: number, lane: Lane): void {
   lane.tokens = Math.min(burstBytes(lane), lane.tokens + elapsed * rate);
   lane.tokensAt = now;
   lane.waiting = false;
-  // Everything the pacer allows now leaves in one sendmmsg call.
-  const batch: Uint8Array[] = [];
-  while (lane.tokens > 0 && batch.length < SEND_BATCH) {
-    const datagram = lane.sender.pollTransmit(now);
-    if (datagram === undefined) break;
-    lane.tokens -= datagram.length;
-    batch.push(datagram);
-  }
-  if (batch.length > 0) {
-    const sent = socket.sendBatch(batch, lane.to);
-    for (let i = 0; i < sent; i++) lane.stats.bytesSent += batch[i].length;
-    lane.stats.datagramsSent += sent;
-    lane.stats.sendErrors += batch.length - sent;
+  // Everything the pacer allows now is sealed with one AEAD call and leaves in one sendmmsg.
+  if (lane.tokens > 0) {
+    const r = sendMediaBatch(lane.sender, socket, lane.to, now, SEND_BATCH, lane.tokens);
+    lane.tokens -= r.bytes;
+    lane.stats.bytesSent += r.sentBytes;
+    lane.stats.datagramsSent += r.sent;
+    lane.stats.sendErrors += r.datagrams - r.sent;
   }
   if (lane.delta !== undefined) {
     for (const p of lane.sender.takeSent()) {

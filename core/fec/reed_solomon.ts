@@ -124,6 +124,56 @@ export function encodeParity(data: Uint8Array[], parityCount: number): Uint8Arra
   return parity;
 }
 
+/** The m·k coefficient rows packed for the kernel, cached per (k, m). */
+const PACKED_ROWS = new Map<number, Uint8Array>();
+
+function packedRows(k: number, m: number): Uint8Array {
+  const key = k * 256 + m;
+  let rows = PACKED_ROWS.get(key);
+  if (rows === undefined) {
+    rows = new Uint8Array(m * k);
+    for (let i = 0; i < m; i++) rows.set(parityRow(k, i), i * k);
+    PACKED_ROWS.set(key, rows);
+  }
+  return rows;
+}
+
+/**
+ * {@linkcode encodeParity} over data shards already packed back to back
+ * (`k` shards of `len` bytes each, zero-padded), so the caller builds one
+ * buffer instead of k arrays: returns the m parity shards as views of one
+ * new `m · len` buffer. Same bytes as `encodeParity`.
+ *
+ * @throws {RangeError} on counts out of range or a buffer shorter than `k · len`.
+ */
+export function encodeParityPacked(
+  packed: Uint8Array,
+  k: number,
+  len: number,
+  parityCount: number,
+): Uint8Array[] {
+  if (
+    !Number.isInteger(k) || k < 1 || !Number.isInteger(len) || len < 0 ||
+    !Number.isInteger(parityCount) || parityCount < 0 || k + parityCount > RS_MAX_SHARDS ||
+    packed.length < k * len
+  ) {
+    throw new RangeError(
+      `encodeParityPacked: k=${k}, len=${len}, m=${parityCount} out of range or buffer too short`,
+    );
+  }
+  const out = new Uint8Array(parityCount * len);
+  if (kernel !== undefined && parityCount > 0) {
+    kernel(packed, k, len, packedRows(k, parityCount), parityCount, out);
+  } else {
+    for (let i = 0; i < parityCount; i++) {
+      const p = out.subarray(i * len, (i + 1) * len);
+      const row = parityRow(k, i);
+      for (let j = 0; j < k; j++) mulAddInto(p, packed.subarray(j * len, (j + 1) * len), row[j]);
+    }
+  }
+  return Array.from({ length: parityCount }, (_, i) => out.subarray(i * len, (i + 1) * len));
+}
+
 /**
  * Inverts a square matrix over GF(2^8) in place (Gauss-Jordan), returning
  * the inverse. Rows are Uint8Arrays of length n.

@@ -13,6 +13,7 @@
  */
 import { type FecParityFrame, FecScheme, type VideoFragmentFrame } from "../frames.ts";
 import { codecFor } from "./mod.ts";
+import { encodeParityPacked as rsEncodeParityPacked } from "./reed_solomon.ts";
 
 /** How the sender protects video. */
 export interface VideoFecConfig {
@@ -53,16 +54,30 @@ export function protectFrame(
     ? Math.max(1, Math.min(config.maxGroup, Math.round(1 / config.parityRatio)))
     : config.maxGroup;
   for (let first = 0; first < fragments.length; first += groupSize) {
-    const group = fragments.slice(first, first + groupSize);
-    const k = group.length;
+    const last = Math.min(fragments.length, first + groupSize);
+    const k = last - first;
     const m = Math.min(codec.maxParity(k), Math.max(1, Math.ceil(k * config.parityRatio)));
-    const shards = group.map((f) => shardOf(f.data));
-    const parity = codec.encodeParity(shards, m);
-    parity.forEach((data, parityIndex) => {
+    // The shards (length prefix + payload, zero-padded) go straight into one packed buffer.
+    let len = 0;
+    for (let j = first; j < last; j++) {
+      len = Math.max(len, LENGTH_PREFIX + fragments[j].data.length);
+    }
+    const packed = new Uint8Array(k * len);
+    for (let j = first; j < last; j++) {
+      const data = fragments[j].data;
+      const at = (j - first) * len;
+      packed[at] = data.length >>> 8;
+      packed[at + 1] = data.length & 0xff;
+      packed.set(data, at + LENGTH_PREFIX);
+    }
+    // XOR parity is Reed-Solomon parity 0 (row of ones): one kernel serves both schemes.
+    const parity = rsEncodeParityPacked(packed, k, len, m);
+    for (let parityIndex = 0; parityIndex < m; parityIndex++) {
+      const data = parity[parityIndex];
       out.push({
         type: "fec",
         scheme: config.scheme,
-        frameId: group[0].frameId,
+        frameId: fragments[first].frameId,
         groupFirstIndex: first,
         dataCount: k,
         parityIndex,
@@ -70,7 +85,7 @@ export function protectFrame(
         protectedLength: data.length,
         data,
       });
-    });
+    }
   }
   return out;
 }
