@@ -487,7 +487,7 @@ export class DeltaController {
         if (s.sendUs > horizon) break;
         if (s.fate === 0) this.#markLost(s);
       }
-      this.#resolve();
+      this.#resolve(false);
       this.#lastFeedbackUs = nowUs; // next cut one timeout later
       this.#lastUpdateUs = nowUs;
       this.#updateFps(nowUs);
@@ -562,21 +562,27 @@ export class DeltaController {
     return m === Infinity ? undefined : m;
   }
 
-  #resolve(): void {
+  /**
+   * Moves the resolved head of the sent list into the loss estimates.
+   * `forFec` false keeps those fates from the FEC estimator (packets written off by a
+   * feedback timeout: a stalled path, not random loss).
+   */
+  #resolve(forFec = true): void {
     const fates: boolean[] = [];
     // A loss while a standing queue is at the Congested threshold is the bottleneck's queue
     // overflowing: parity cannot repair that (it only adds to the overflow), so the FEC
     // estimator sees neither those losses nor their neighbours; the controller's own loss rate
     // counts them all.
     const overflowing = this.#standing >= Q_CONGESTED_US + SVC_CONGESTED * this.#serviceUs();
+    const keepFromFec = overflowing || !forFec;
     while (this.#resolveCursor < this.#order.length) {
       const s = this.#sent.get(this.#order[this.#resolveCursor]);
       if (s !== undefined && s.fate === 0) break;
       if (s !== undefined && !s.resolved) {
         s.resolved = true;
         const lost = s.fate === 2;
-        if (!overflowing) fates.push(lost);
-        else this.#stats.overflowLosses += lost ? 1 : 0;
+        if (!keepFromFec) fates.push(lost);
+        else if (overflowing && lost) this.#stats.overflowLosses++;
         this.#lossRate += LOSS_ALPHA * ((lost ? 1 : 0) - this.#lossRate);
       }
       this.#resolveCursor++;

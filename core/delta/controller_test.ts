@@ -216,6 +216,19 @@ Deno.test("DeltaController: losses while the queue overflows do not raise FEC; t
   );
 });
 
+Deno.test("DeltaController: packets written off by a feedback timeout do not count as loss for FEC", () => {
+  const cc = new DeltaController({ ...CTL, initialBitrateBps: 5e6 });
+  cc.onRttSample(50_000);
+  const pn = drive(cc, 0, 3e6, 5e6, () => 25_000, 0);
+  const before = cc.fecLossRate;
+  // The path stalls: a burst of packets goes out and no report comes back.
+  for (let i = 0; i < 200; i++) cc.onPacketSent(pn + i, 1200, 3e6 + i * 1000);
+  cc.onTick(3e6 + 2e6);
+  assert.ok(cc.stats.feedbackTimeouts >= 1);
+  assert.ok(cc.stats.lost >= 200, `written off ${cc.stats.lost}`);
+  assert.ok(cc.fecLossRate <= before, `FEC's estimate ${before} -> ${cc.fecLossRate}`);
+});
+
 Deno.test("DeltaController: a queue its own cuts cannot drain means competing: the rate follows loss, and delay rules again when the queue goes", () => {
   const cc = new DeltaController({ ...CTL, initialBitrateBps: 2e6, minBitrateBps: 150_000 });
   cc.onRttSample(100_000);
