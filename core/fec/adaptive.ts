@@ -22,13 +22,6 @@ export interface AdaptiveFecConfig {
   alpha: number;
   /** Loss rate assumed before any report (default 0.02). */
   initialLoss: number;
-  /**
-   * How many packets the initial assumption is worth (default 50): the
-   * weight of packet n is max(alpha, 1 / (priorPackets + n)), so measured
-   * fates replace the assumption after a few hundred packets rather than
-   * after 1/alpha of them (at 100 packets/s, 20 s of phantom loss).
-   */
-  priorPackets: number;
 }
 
 /** Defaults of {@linkcode AdaptiveFecConfig}. */
@@ -37,7 +30,6 @@ export const DEFAULT_ADAPTIVE_FEC: Readonly<AdaptiveFecConfig> = {
   maxOverhead: 0.5,
   alpha: 1 / 2000,
   initialLoss: 0.02,
-  priorPackets: 50,
 };
 
 /**
@@ -101,7 +93,6 @@ export class AdaptiveFecPolicy {
   #p: number;
   #runs: number;
   #prevLost = false;
-  #observed = 0;
 
   /** @param config overrides of {@linkcode DEFAULT_ADAPTIVE_FEC} */
   constructor(config: Partial<AdaptiveFecConfig> = {}) {
@@ -115,7 +106,6 @@ export class AdaptiveFecPolicy {
     if (!(c.initialLoss >= 0 && c.initialLoss < 1)) {
       throw new RangeError("AdaptiveFecPolicy: initialLoss in [0, 1)");
     }
-    if (!(c.priorPackets >= 1)) throw new RangeError("AdaptiveFecPolicy: priorPackets >= 1");
     this.#p = c.initialLoss;
     // Run starts per packet for independent loss: p (1 - p) ≈ p / (1 + p) at small p.
     this.#runs = c.initialLoss / (1 + c.initialLoss);
@@ -133,10 +123,8 @@ export class AdaptiveFecPolicy {
 
   /** Feeds the fate of consecutive packets, in send order (true = lost). */
   observe(lost: readonly boolean[]): void {
-    const { alpha, priorPackets } = this.#config;
+    const a = this.#config.alpha;
     for (const l of lost) {
-      // Running mean while few fates are known (the prior counts as priorPackets), EWMA after.
-      const a = Math.max(alpha, 1 / (priorPackets + ++this.#observed));
       const start = l && !this.#prevLost;
       this.#p += a * ((l ? 1 : 0) - this.#p);
       this.#runs += a * ((start ? 1 : 0) - this.#runs);
