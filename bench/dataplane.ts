@@ -13,11 +13,8 @@
  *
  * @module
  */
-import { generateIdentity } from "../crypto/identity.ts";
-import { Session } from "../core/session.ts";
-import type { MediaLaneState } from "../core/media_lane.ts";
+import { handshakeMediaLanes } from "./media_lanes.ts";
 import type { DataplaneJob } from "./dataplane_worker.ts";
-import { withNativeAead } from "../edge/native_aead.ts";
 
 const arg = (name: string, fallback: number) =>
   Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
@@ -25,24 +22,6 @@ const MS = arg("ms", 3000);
 const ROUNDS = arg("rounds", 3);
 const FRAME_BYTES = arg("frame-bytes", 42_000);
 const FEC = arg("fec", 0.1);
-
-/** A real handshake between two sessions in memory, for their media lane keys. */
-function lanes(): { host: MediaLaneState; client: MediaLaneState } {
-  // The backend the stream uses: OpenSSL through the shim when it loads, else node:crypto.
-  const config = withNativeAead({});
-  const client = Session.connect({ identity: generateIdentity(), config }, 0);
-  const host = Session.accept({ identity: generateIdentity(), config }, 0);
-  for (let moved = true; moved;) {
-    moved = false;
-    for (const [from, to] of [[client, host], [host, client]]) {
-      for (let d; (d = from.pollTransmit(1)) !== undefined;) {
-        to.handleDatagram(d, 1);
-        moved = true;
-      }
-    }
-  }
-  return { host: host.detachMedia(), client: client.detachMedia() };
-}
 
 interface Result {
   pps: number;
@@ -54,7 +33,7 @@ interface Result {
 }
 
 async function round(mode: "rift" | "raw"): Promise<{ send: Result; receive: Result }> {
-  const { host, client } = lanes();
+  const { host, client } = handshakeMediaLanes(FEC);
   const shared = new SharedArrayBuffer(8);
   const url = new URL("./dataplane_worker.ts", import.meta.url).href;
   const receiver = new Worker(url, { type: "module" });

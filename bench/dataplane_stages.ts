@@ -12,10 +12,9 @@
  *
  * @module
  */
-import { generateIdentity } from "../crypto/identity.ts";
-import { Session } from "../core/session.ts";
-import { type MediaLaneState, MediaReceiver, MediaSender } from "../core/media_lane.ts";
-import { useNativeAead, withNativeAead } from "../edge/native_aead.ts";
+import { handshakeMediaLanes } from "./media_lanes.ts";
+import { MediaReceiver, MediaSender } from "../core/media_lane.ts";
+import { useNativeAead } from "../edge/native_aead.ts";
 import { useNativeFec } from "../edge/native_fec.ts";
 
 const arg = (name: string, fallback: number) =>
@@ -27,25 +26,8 @@ const FEC = arg("fec", 0.1);
 useNativeAead();
 useNativeFec();
 
-function lanes(): { host: MediaLaneState; client: MediaLaneState } {
-  const config = withNativeAead({});
-  const client = Session.connect({ identity: generateIdentity(), config }, 0);
-  const host = Session.accept({ identity: generateIdentity(), config }, 0);
-  for (let moved = true; moved;) {
-    moved = false;
-    for (const [from, to] of [[client, host], [host, client]]) {
-      for (let d; (d = from.pollTransmit(1)) !== undefined;) {
-        to.handleDatagram(d, 1);
-        moved = true;
-      }
-    }
-  }
-  const h = host.detachMedia();
-  return { host: { ...h, fec: { ...h.fec, parityRatio: FEC } }, client: client.detachMedia() };
-}
-
 function round(batched: boolean) {
-  const { host, client } = lanes();
+  const { host, client } = handshakeMediaLanes(FEC);
   const sender = new MediaSender(host, 0);
   const receiver = new MediaReceiver(client, 0);
   const frame = new Uint8Array(FRAME_BYTES).map((_, i) => i * 7);

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { generateIdentity } from "../crypto/identity.ts";
 import { type MediaEvent, MediaReceiver, MediaSender } from "./media_lane.ts";
 import { Session } from "./session.ts";
+import { pumpSessions } from "./session_testing.ts";
 import { Rng } from "./sim/rng.ts";
 import { FecScheme } from "./frames.ts";
 
@@ -12,15 +13,7 @@ function lanes(seed: number) {
   const random = (n: number) => rng.bytes(n);
   const client = Session.connect({ identity: generateIdentity(random), random }, 0);
   const host = Session.accept({ identity: generateIdentity(random), random }, 0);
-  for (let moved = true; moved;) {
-    moved = false;
-    for (const [from, to] of [[client, host], [host, client]]) {
-      for (let d; (d = from.pollTransmit(1)) !== undefined;) {
-        to.handleDatagram(d, 1);
-        moved = true;
-      }
-    }
-  }
+  pumpSessions(client, host, 1);
   const h = host.detachMedia(), c = client.detachMedia();
   const transport = { rekeyAfterPackets: 40, minRekeyIntervalMs: 0 };
   return {

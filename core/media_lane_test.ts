@@ -5,6 +5,7 @@ import { PacketProtector } from "../crypto/transport.ts";
 import { encodeFramesInto, type Frame } from "./frames.ts";
 import { type MediaLaneState, MediaReceiver, MediaSender } from "./media_lane.ts";
 import { Session } from "./session.ts";
+import { pumpSessions } from "./session_testing.ts";
 import { Rng } from "./sim/rng.ts";
 import {
   encodeHeader,
@@ -20,22 +21,10 @@ function establishedPair(seed: number): { host: Session; client: Session } {
   const random = (n: number) => rng.bytes(n);
   const client = Session.connect({ identity: generateIdentity(random), random }, 0);
   const host = Session.accept({ identity: generateIdentity(random), random }, 0);
-  pump(client, host, 1);
+  pumpSessions(client, host, 1);
   assert.equal(client.state, "established");
   assert.equal(host.state, "established");
   return { host, client };
-}
-
-function pump(a: Session, b: Session, now: number): void {
-  for (let moved = true; moved;) {
-    moved = false;
-    for (const [from, to] of [[a, b], [b, a]]) {
-      for (let d; (d = from.pollTransmit(now)) !== undefined;) {
-        to.handleDatagram(d, now);
-        moved = true;
-      }
-    }
-  }
 }
 
 function drain(sender: MediaSender, now: number): Uint8Array[] {
@@ -73,7 +62,7 @@ Deno.test("media lane: detached halves carry video and audio; arrivals come back
   assert.equal(sent.length, datagrams.length);
   client.reportMediaArrivals(receiver.takeArrivals(), receiver.lostTotal, 7);
   client.handleTimeout(7 + 20);
-  pump(client, host, 27);
+  pumpSessions(client, host, 27);
   const feedback = [];
   for (let e; (e = host.pollEvent()) !== undefined;) if (e.type === "feedback") feedback.push(e);
   const reported = feedback.flatMap((e) => e.report.arrivals.map((a) => a.packetNumber));
