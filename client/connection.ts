@@ -111,6 +111,11 @@ export class ClientConnection {
   readonly remote: PeerAddress;
   /** The path in use: `host`/`srflx`/`prflx` (direct, by the host's candidate type), `relay`, or `direct-address` (no ICE). */
   readonly path: PathKind;
+  /**
+   * Whether the session worker, which sends input, runs at SCHED_FIFO. False
+   * without root or CAP_SYS_NICE: input then competes with decoding for the CPU.
+   */
+  readonly inputThreadRealtime: boolean;
   /** Resolves once, when the session has closed. */
   readonly closed: Promise<ConnectionClosed>;
 
@@ -138,6 +143,7 @@ export class ClientConnection {
     this.local = connected.local;
     this.remote = connected.remote;
     this.path = connected.path;
+    this.inputThreadRealtime = connected.inputRealtime;
     this.#snapshot = connected.snapshot;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
   }

@@ -117,6 +117,11 @@ console.log(
     `${client.connection.remote.hostname}:${client.connection.remote.port}; ` +
     `player ${client.player.url} ; metrics ${client.player.url.replace(/\/$/, "")}/metrics`,
 );
+if (!client.connection.inputThreadRealtime) {
+  console.error(
+    "wavry client: input thread at normal priority (SCHED_FIFO needs root or CAP_SYS_NICE)",
+  );
+}
 const hasScreen = Boolean(Deno.env.get("DISPLAY") || Deno.env.get("WAYLAND_DISPLAY"));
 if (!values["no-open"] && hasScreen) {
   try {

@@ -97,6 +97,8 @@ export type NetWorkerEvent =
     /** Which path the session runs on (`direct-address` without ICE). */
     path: PathKind;
     snapshot: SessionSnapshot;
+    /** Whether this thread (which sends input) got SCHED_FIFO. */
+    inputRealtime: boolean;
   }
   | { type: "ice-offer"; offer: IceOffer }
   | {
@@ -308,7 +310,7 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
   port = mediaPort;
   traceInput = options.traceInput === true;
   // Input leaves from this thread: it must not wait for the decoder's or the player's time slice.
-  setThreadRealtime(SESSION_THREAD_PRIORITY);
+  const inputRealtime = setThreadRealtime(SESSION_THREAD_PRIORITY);
   let connected: SessionDriver;
   let path: PathKind = "direct-address";
   try {
@@ -337,6 +339,7 @@ async function connect(options: NetWorkerOptions, mediaPort: MessagePort): Promi
     remote: { ...connected.remote },
     path,
     snapshot: snapshot(connected),
+    inputRealtime,
   });
   snapshotTimer = setInterval(() => {
     scope.postMessage({ type: "snapshot", snapshot: snapshot(connected) });

@@ -51,6 +51,8 @@ Deno.test("input under saturating video: every key reaches the X client once, in
       onInputSent: (trace) => clientTraces.push(trace),
     });
     const c = connection;
+    // The suite runs as root (README), where the input-sending thread must get SCHED_FIFO.
+    if (Deno.uid() === 0) assert.equal(c.inputThreadRealtime, true, "client input thread realtime");
     let frames = 0;
     const draining = (async () => {
       for await (const e of c.events()) if (e.type === "video-frame") frames++;
