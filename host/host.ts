@@ -256,11 +256,7 @@ export class WavryHost {
       this.#media.remove(id);
       this.#clients.delete(id);
       // A client that held the encoder (its window was full) no longer does.
-      if (
-        this.#pipeline !== undefined && ![...this.#clients.values()].some((c) => c.decision?.hold)
-      ) {
-        this.#pipeline.setHold(false);
-      }
+      this.#pipeline?.setHold(this.#anyClientHolds());
       if (this.#clients.size === 0) await this.#stopPipeline();
     }
   }
@@ -373,15 +369,12 @@ export class WavryHost {
     if (pipeline === undefined) return;
     let bitrate = Infinity;
     let fps = pipeline.fps;
-    let hold = false;
     for (const c of this.#clients.values()) {
       if (c.decision === undefined) continue;
       bitrate = Math.min(bitrate, c.decision.mediaBitrateBps);
       fps = Math.min(fps, c.decision.fps);
-      hold ||= c.decision.hold;
     }
-    // A client whose link stopped delivering holds the encoder (its window is full).
-    pipeline.setHold(hold);
+    pipeline.setHold(this.#anyClientHolds());
     if (!Number.isFinite(bitrate)) return;
     const rounded = Math.max(1, Math.min(0x7fffffff, Math.round(bitrate)));
     if (Math.abs(rounded - pipeline.bitrateBps) > 0.01 * pipeline.bitrateBps) {
@@ -391,6 +384,12 @@ export class WavryHost {
       this.#log(`frame rate ${pipeline.targetFps} -> ${fps} (${decision.state})`);
       pipeline.setFps(fps);
     }
+  }
+
+  /** A client whose link stopped delivering (its DELTA window is full) holds the shared encoder. */
+  #anyClientHolds(): boolean {
+    for (const c of this.#clients.values()) if (c.decision?.hold) return true;
+    return false;
   }
 
   /** Once a second: the encoder, congestion control and host stage medians, for the overlay. */
