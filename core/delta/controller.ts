@@ -718,11 +718,11 @@ export class DeltaController {
     if (this.#lastUpdateUs === undefined || nowUs > this.#lastUpdateUs) this.#lastUpdateUs = nowUs;
     const next = this.#classify();
     const holdoff = (this.#srttUs ?? 100_000) + 2 * this.#cfg.feedbackIntervalUs;
+    let state = next;
     if (this.#competing) {
-      this.#compete(nowUs, dt, next);
-      return;
-    }
-    if (next === "congested") {
+      state = this.#compete(nowUs, dt, next);
+      this.#stableSinceUs = undefined;
+    } else if (next === "congested") {
       const fresh = this.#state !== "congested" || nowUs - this.#lastDecreaseUs >= holdoff;
       // Cut again after the hold-off unless the queue is already draining fast enough.
       const drainingFast = this.#slope < -Math.max(RISING_SLOPE, this.#standing / DRAIN_US);
@@ -734,7 +734,7 @@ export class DeltaController {
     } else {
       this.#stableSinceUs = undefined;
     }
-    this.#state = next;
+    this.#state = state;
     this.#updateFec();
     this.#updateFps(nowUs);
   }
@@ -776,17 +776,14 @@ export class DeltaController {
   /**
    * Competing mode: delay says nothing about our own sending any more, so the
    * rate follows loss as a TCP flow's does, growing slowly without it.
+   * Returns the state to report.
    */
-  #compete(nowUs: number, dtUs: number, next: DeltaState): void {
+  #compete(nowUs: number, dtUs: number, next: DeltaState): DeltaState {
     if (this.#standing < COMPETE_EXIT_US) {
       // The other flow left (or never was): back to delay, from "stable".
       this.#competing = false;
       this.#queueAtLastCut = 0;
-      this.#state = next === "congested" ? "congested" : "stable";
-      this.#stableSinceUs = undefined;
-      this.#updateFec();
-      this.#updateFps(nowUs);
-      return;
+      return next === "congested" ? "congested" : "stable";
     }
     const srtt = this.#srttUs ?? DEFAULT_RTT_US;
     if (this.#lostInLastFeedback > 0 && nowUs - this.#lastDecreaseUs >= srtt) {
@@ -794,16 +791,16 @@ export class DeltaController {
       this.#lastDecreaseUs = nowUs;
       this.#stats.decreases++;
     } else if (dtUs > 0) {
-      let t = this.#target * Math.exp((COMPETE_GROWTH * dtUs) / 1e6);
-      if (this.#recvRateLong > 0) {
-        t = Math.min(t, Math.max(this.#target, APP_LIMIT_HEADROOM * this.#recvRateLong));
-      }
+      const t = this.#appLimit(this.#target * Math.exp((COMPETE_GROWTH * dtUs) / 1e6));
       this.#setTarget(Math.max(this.#target, t));
     }
-    this.#state = "congested";
-    this.#stableSinceUs = undefined;
-    this.#updateFec();
-    this.#updateFps(nowUs);
+    return "congested";
+  }
+
+  /** A raised target, capped at what the sender actually puts through (app-limited). */
+  #appLimit(t: number): number {
+    if (this.#recvRateLong <= 0) return t;
+    return Math.min(t, Math.max(this.#target, APP_LIMIT_HEADROOM * this.#recvRateLong));
   }
 
   #newestAckedSendUs(): number {
@@ -825,11 +822,7 @@ export class DeltaController {
       );
       t *= Math.exp((g * dtUs) / 1e6);
     }
-    // Do not run ahead of what the sender actually puts through (app-limited).
-    if (this.#recvRateLong > 0) {
-      t = Math.min(t, Math.max(this.#target, APP_LIMIT_HEADROOM * this.#recvRateLong));
-    }
-    this.#setTarget(Math.max(this.#target, t));
+    this.#setTarget(Math.max(this.#target, this.#appLimit(t)));
   }
 
   #updateFec(): void {
