@@ -13,13 +13,7 @@ import { WavryClient } from "../client/client.ts";
 import type { PlayerPaintReport, PlayerSummaryStats } from "../client/player/protocol.ts";
 import { launchChromium, waitFor } from "../client/player/testing.ts";
 import { WavryHost } from "../host/host.ts";
-import {
-  browserPids,
-  childrenOnDisplay,
-  Cleanup,
-  ProcessTracker,
-  xServerPid,
-} from "./support/leftovers.ts";
+import { browserPids, childrenOnDisplay, Cleanup, ProcessTracker } from "./support/leftovers.ts";
 import { colourDistance, patches, type Rgb } from "./support/scene.ts";
 import { XProbe } from "./support/xprobe.ts";
 import { startXvfb } from "./support/xvfb.ts";
@@ -103,7 +97,7 @@ Deno.test("end to end: 720p60 for 10 s in headless Chromium — frames, pixels, 
   try {
     const xvfb = await startXvfb(W, H);
     cleanup.defer("Xvfb", () => xvfb.stop());
-    processes.add(`Xvfb ${xvfb.display}`, xServerPid(xvfb.display));
+    processes.add(`Xvfb ${xvfb.display}`, xvfb.pid);
     const probe = await XProbe.start(xvfb.display, { pattern: true, fps: FPS });
     cleanup.defer("xprobe", () => probe.stop());
     processes.add("wavry-xprobe", ...childrenOnDisplay("wavry-xprobe", xvfb.display));

@@ -11,13 +11,7 @@ import { encodeIdentityPublicKey, generateIdentity } from "../crypto/identity.ts
 import { WavryClient } from "../client/client.ts";
 import { launchChromium, waitFor } from "../client/player/testing.ts";
 import { WavryHost } from "../host/host.ts";
-import {
-  browserPids,
-  childrenOnDisplay,
-  Cleanup,
-  ProcessTracker,
-  xServerPid,
-} from "./support/leftovers.ts";
+import { browserPids, childrenOnDisplay, Cleanup, ProcessTracker } from "./support/leftovers.ts";
 import { Subprocess } from "./support/subprocess.ts";
 import { XProbe } from "./support/xprobe.ts";
 import { startXvfb } from "./support/xvfb.ts";
@@ -29,7 +23,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 async function startDisplay(cleanup: Cleanup, processes: ProcessTracker): Promise<string> {
   const xvfb = await startXvfb(W, H);
   cleanup.defer("Xvfb", () => xvfb.stop());
-  processes.add(`Xvfb ${xvfb.display}`, xServerPid(xvfb.display));
+  processes.add(`Xvfb ${xvfb.display}`, xvfb.pid);
   const probe = await XProbe.start(xvfb.display, { pattern: true, fps: FPS });
   cleanup.defer("xprobe", () => probe.stop());
   const probes = childrenOnDisplay("wavry-xprobe", xvfb.display);

@@ -5,8 +5,8 @@
  *
  * Test files run in parallel inside one Deno process, so "children of this
  * process" would include other files' servers; pids are therefore found from
- * what identifies this test's own processes: the display's listening socket, the
- * probe's DISPLAY, the browser's own process list.
+ * what identifies this test's own processes: the pid it spawned, the probe's
+ * DISPLAY, the browser's own process list.
  *
  * @module
  */
@@ -65,30 +65,6 @@ export function descendants(root: number): number[] {
     }
   }
   return out;
-}
-
-/** The pid of this process's X server (a child) listening for `display` (":N"). */
-export function xServerPid(display: string): number {
-  const n = display.replace(/^:/, "").split(".")[0];
-  // The server's listening sockets, by inode: /tmp/.X11-unix/XN and its abstract twin.
-  const inodes = new Set<string>();
-  for (const line of Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    const path = fields[7];
-    if (path === `/tmp/.X11-unix/X${n}` || path === `@/tmp/.X11-unix/X${n}`) inodes.add(fields[6]);
-  }
-  for (const pid of descendants(Deno.pid)) {
-    try {
-      for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
-        const target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
-        const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-        if (inode !== undefined && inodes.has(inode)) return pid;
-      }
-    } catch {
-      // Gone, or not ours to read.
-    }
-  }
-  throw new Error(`no child process of this test listens for X display ${display}`);
 }
 
 /** This process's children running `exe` (basename) with DISPLAY=`display`. */
