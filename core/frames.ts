@@ -161,6 +161,16 @@ export interface FecParityFrame {
   parityIndex: number;
   /** Number of parity shards in the group (u8, ≥ 1). */
   parityCount: number;
+  /**
+   * The frame's fragment count, capture time and keyframe flag, as its
+   * fragments carry them: a frame whose fragments were all lost is rebuilt
+   * from parity alone (u16 ≥ groupFirstIndex + dataCount; < 2^53; flags bit 0).
+   */
+  fragmentCount: number;
+  /** Capture time in µs, sender clock (< 2^53), as the frame's fragments carry it. */
+  captureTimeUs: number;
+  /** Whether the protected frame is a keyframe, as its fragments say. */
+  keyframe: boolean;
   /** Length the protected fragments are padded to (u16). */
   protectedLength: number;
   /** Parity bytes (≤ 65535). */
@@ -270,7 +280,10 @@ export const VIDEO_FRAGMENT_OVERHEAD = 20;
 const AUDIO_OVERHEAD = 15;
 const CHANNEL_OVERHEAD = 7;
 const ACK_LENGTH = 10;
-const FEC_OVERHEAD = 15;
+/** Bytes of a FEC_PARITY frame before its data (type byte included). */
+const FEC_OVERHEAD = 26;
+/** A protected shard is a fragment's payload behind its u16 length (core/fec/video.ts). */
+const FEC_SHARD_PREFIX = 2;
 const FEEDBACK_OVERHEAD = 23;
 const FEEDBACK_ENTRY = 6;
 const KEYFRAME_REQUEST_LENGTH = 6;
@@ -281,12 +294,17 @@ const PONG_LENGTH = 21;
 const CLOSE_OVERHEAD = 4;
 const PADDING_OVERHEAD = 3;
 
-/** Largest video payload one packet of `maxDatagram` bytes carries: budget − header − tag − video frame header. */
+/**
+ * Largest video payload one packet of `maxDatagram` bytes carries: budget −
+ * header − tag − the larger of a fragment's header and a parity frame's (whose
+ * shard also holds the payload's length), so the parity of full fragments fits
+ * one packet too.
+ */
 export function maxVideoPayload(
   maxDatagram: number = DEFAULT_MAX_DATAGRAM,
 ): number {
   return maxDatagram - HEADER_LENGTH - AEAD_TAG_LENGTH -
-    VIDEO_FRAGMENT_OVERHEAD;
+    Math.max(VIDEO_FRAGMENT_OVERHEAD, FEC_OVERHEAD + FEC_SHARD_PREFIX);
 }
 
 // ---------------------------------------------------------------------------
@@ -467,6 +485,13 @@ function writeFrame(
       check(f.parityCount >= 1, "parityCount", f.parityCount);
       u8(f.parityIndex, "parityIndex");
       check(f.parityIndex < f.parityCount, "parityIndex", f.parityIndex);
+      u16(f.fragmentCount, "fec fragmentCount");
+      check(
+        f.groupFirstIndex + f.dataCount <= f.fragmentCount,
+        "fec group end (past fragmentCount)",
+        f.groupFirstIndex + f.dataCount,
+      );
+      u53(f.captureTimeUs, "fec captureTimeUs");
       u16(f.protectedLength, "protectedLength");
       view.setUint8(p, FrameType.FecParity);
       view.setUint8(p + 1, f.scheme);
@@ -475,10 +500,13 @@ function writeFrame(
       view.setUint8(p + 8, f.dataCount);
       view.setUint8(p + 9, f.parityIndex);
       view.setUint8(p + 10, f.parityCount);
-      view.setUint16(p + 11, f.protectedLength);
-      view.setUint16(p + 13, f.data.length);
-      out.set(f.data, p + 15);
-      return p + 15 + f.data.length;
+      view.setUint16(p + 11, f.fragmentCount);
+      setU64(view, p + 13, f.captureTimeUs);
+      view.setUint8(p + 21, f.keyframe ? 1 : 0);
+      view.setUint16(p + 22, f.protectedLength);
+      view.setUint16(p + 24, f.data.length);
+      out.set(f.data, p + FEC_OVERHEAD);
+      return p + FEC_OVERHEAD + f.data.length;
     case "feedback": {
       u32(f.lostTotal, "lostTotal");
       u53(f.basePacketNumber, "basePacketNumber");
@@ -760,7 +788,7 @@ export function decodeFrames(
       }
       case FrameType.FecParity: {
         if (rem < FEC_OVERHEAD) return truncated("FEC_PARITY", p);
-        const n = view.getUint16(p + 13);
+        const n = view.getUint16(p + 24);
         if (rem < FEC_OVERHEAD + n) return truncated("FEC_PARITY", p);
         const scheme = plaintext[p + 1];
         if (scheme !== FecScheme.Xor && scheme !== FecScheme.ReedSolomon) {
@@ -774,16 +802,31 @@ export function decodeFrames(
         ) {
           return fail("Malformed", "FEC_PARITY counts out of range");
         }
+        const groupFirstIndex = view.getUint16(p + 6);
+        const fragmentCount = view.getUint16(p + 11);
+        if (groupFirstIndex + dataCount > fragmentCount) {
+          return fail(
+            "Malformed",
+            `FEC_PARITY group ends at ${
+              groupFirstIndex + dataCount
+            } > fragment_count ${fragmentCount}`,
+          );
+        }
+        const captureTimeUs = getU53(view, p + 13);
+        if (captureTimeUs < 0) return fail("Malformed", "FEC_PARITY capture_time_us ≥ 2^53");
         frames.push({
           type: "fec",
           scheme,
           frameId: view.getUint32(p + 2),
-          groupFirstIndex: view.getUint16(p + 6),
+          groupFirstIndex,
           dataCount,
           parityIndex,
           parityCount,
-          protectedLength: view.getUint16(p + 11),
-          data: plaintext.subarray(p + 15, p + 15 + n),
+          fragmentCount,
+          captureTimeUs,
+          keyframe: (plaintext[p + 21] & 1) !== 0,
+          protectedLength: view.getUint16(p + 22),
+          data: plaintext.subarray(p + FEC_OVERHEAD, p + FEC_OVERHEAD + n),
         });
         p += FEC_OVERHEAD + n;
         break;

@@ -59,15 +59,22 @@ const frameArbs: Record<Frame["type"], fc.Arbitrary<Frame>> = {
     nextExpected: u32,
     bitmap: u32,
   }),
-  fec: fc.integer({ min: 1, max: 255 }).chain((parityCount) =>
+  fec: fc.tuple(
+    fc.integer({ min: 1, max: 255 }),
+    fc.integer({ min: 1, max: 255 }),
+    fc.nat({ max: 0xffff - 255 }),
+  ).chain(([parityCount, dataCount, groupFirstIndex]) =>
     fc.record({
       type: fc.constant("fec" as const),
       scheme: fc.constantFrom(FecScheme.Xor, FecScheme.ReedSolomon),
       frameId: u32,
-      groupFirstIndex: u16,
-      dataCount: fc.integer({ min: 1, max: 255 }),
+      groupFirstIndex: fc.constant(groupFirstIndex),
+      dataCount: fc.constant(dataCount),
       parityIndex: fc.nat({ max: parityCount - 1 }),
       parityCount: fc.constant(parityCount),
+      fragmentCount: fc.integer({ min: groupFirstIndex + dataCount, max: 0xffff }),
+      captureTimeUs: u53,
+      keyframe: fc.boolean(),
       protectedLength: u16,
       data: bytes(),
     })
@@ -224,11 +231,11 @@ Deno.test("frames: VIDEO_FRAGMENT byte-exact layout matches docs/RIFT_SPEC.md", 
   }
 });
 
-Deno.test("frames: video payload budget fills the datagram exactly", () => {
-  assert.equal(maxVideoPayload(), 1148);
-  assert.equal(maxVideoPayload(1200), 1148);
-  assert.equal(maxVideoPayload(1452), 1400);
-  const frame: Frame = {
+Deno.test("frames: the parity of full video fragments fills the datagram exactly", () => {
+  assert.equal(maxVideoPayload(), 1140);
+  assert.equal(maxVideoPayload(1200), 1140);
+  assert.equal(maxVideoPayload(1452), 1392);
+  const fragment: Frame = {
     type: "video",
     frameId: 1,
     fragmentIndex: 0,
@@ -237,10 +244,24 @@ Deno.test("frames: video payload budget fills the datagram exactly", () => {
     keyframe: false,
     data: new Uint8Array(maxVideoPayload()),
   };
-  assert.equal(
-    HEADER_LENGTH + encodedFrameLength(frame) + AEAD_TAG_LENGTH,
-    DEFAULT_MAX_DATAGRAM,
-  );
+  // Parity over full fragments: each shard is the payload behind its u16 length.
+  const parity: Frame = {
+    type: "fec",
+    scheme: FecScheme.ReedSolomon,
+    frameId: 1,
+    groupFirstIndex: 0,
+    dataCount: 1,
+    parityIndex: 0,
+    parityCount: 1,
+    fragmentCount: 1,
+    captureTimeUs: 0,
+    keyframe: false,
+    protectedLength: maxVideoPayload() + 2,
+    data: new Uint8Array(maxVideoPayload() + 2),
+  };
+  const packet = (f: Frame) => HEADER_LENGTH + encodedFrameLength(f) + AEAD_TAG_LENGTH;
+  assert.equal(packet(parity), DEFAULT_MAX_DATAGRAM);
+  assert.equal(packet(fragment), DEFAULT_MAX_DATAGRAM - 8);
 });
 
 Deno.test("frames: decodeFrames never throws on arbitrary bytes", () => {
@@ -341,6 +362,9 @@ Deno.test("frames: each error kind", () => {
       dataCount: 4,
       parityIndex: 0,
       parityCount: 1,
+      fragmentCount: 4,
+      captureTimeUs: 5,
+      keyframe: true,
       protectedLength: 4,
       data: new Uint8Array(4),
     }]);
@@ -351,6 +375,8 @@ Deno.test("frames: each error kind", () => {
   expectError(decodeFrames(fec((b) => b[8] = 0)), "Malformed"); // data_count 0
   expectError(decodeFrames(fec((b) => b[9] = 1)), "Malformed"); // parity_index == parity_count
   expectError(decodeFrames(fec((b) => b[10] = 0)), "Malformed"); // parity_count 0
+  expectError(decodeFrames(fec((b) => b[12] = 3)), "Malformed"); // group ends past fragment_count
+  expectError(decodeFrames(fec((b) => b[13] = 0x01)), "Malformed"); // capture_time_us ≥ 2^53
 
   const feedback = encodeFrames([{
     type: "feedback",
@@ -426,6 +452,37 @@ Deno.test("frames: encoders reject caller bugs with RangeError", () => {
       dataCount: 1,
       parityIndex: 0,
       parityCount: 1,
+      fragmentCount: 1,
+      captureTimeUs: 0,
+      keyframe: false,
+      protectedLength: 0,
+      data: new Uint8Array(0),
+    },
+    {
+      type: "fec",
+      scheme: FecScheme.Xor,
+      frameId: 0,
+      groupFirstIndex: 2,
+      dataCount: 2,
+      parityIndex: 0,
+      parityCount: 1,
+      fragmentCount: 3,
+      captureTimeUs: 0,
+      keyframe: false,
+      protectedLength: 0,
+      data: new Uint8Array(0),
+    },
+    {
+      type: "fec",
+      scheme: FecScheme.Xor,
+      frameId: 0,
+      groupFirstIndex: 0,
+      dataCount: 1,
+      parityIndex: 0,
+      parityCount: 1,
+      fragmentCount: 1,
+      captureTimeUs: 2 ** 53,
+      keyframe: false,
       protectedLength: 0,
       data: new Uint8Array(0),
     },

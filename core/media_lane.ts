@@ -346,7 +346,7 @@ export class MediaSender {
         const queue = q === 0 ? this.#audio : this.#video;
         while (queue.length > 0) {
           const length = encodedFrameLength(queue[0]);
-          if (length > room) break;
+          if (length > room || sharesGroup(frames, queue[0])) break;
           frames.push(queue.shift()!);
           room -= length;
         }
@@ -396,6 +396,23 @@ export class MediaSender {
     this.#offsets = new Int32Array(maxDatagrams);
     this.#counters = new Float64Array(maxDatagrams);
   }
+}
+
+/**
+ * Whether `next` is parity of a frame `packed` already carries, or a fragment
+ * of a frame whose parity it carries: parity in the same datagram as what it
+ * protects is lost with it, so small frames (one fragment and its parity fit one
+ * datagram) would gain nothing from FEC.
+ */
+function sharesGroup(packed: readonly Frame[], next: Frame): boolean {
+  if (next.type !== "video" && next.type !== "fec") return false;
+  for (const f of packed) {
+    if (
+      (f.type === "video" || f.type === "fec") && f.frameId === next.frameId &&
+      (f.type === "fec" || next.type === "fec")
+    ) return true;
+  }
+  return false;
 }
 
 /** Datagrams {@linkcode MediaSender.pollTransmitBatch} sealed, back to back in one buffer. */

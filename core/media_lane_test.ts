@@ -237,3 +237,48 @@ Deno.test("selective retransmission: without an RTT that fits the deadline, no N
   assert.equal(receiver.pollEvent()?.type, "video-frame-lost");
   assert.equal(receiver.stats.nacksSent, 0);
 });
+
+Deno.test("media lane FEC: losing any one datagram loses no frame (parity never shares a datagram with its group)", () => {
+  const { host, client } = establishedPair(9);
+  const hostLane = host.detachMedia();
+  const clientLane = client.detachMedia();
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 4_000 }), { minLength: 1, maxLength: 6 }),
+      fc.constantFrom(0.05, 0.2, 0.5),
+      fc.boolean(),
+      (sizes, parityRatio, audio) => {
+        const sender = new MediaSender(structuredClone(hostLane), 5);
+        sender.setFec({ parityRatio, scheme: 1, maxGroup: 64 });
+        const rng = new Rng(sizes.length);
+        const frames = sizes.map((n, i) => ({
+          frameId: i + 1,
+          captureTimeUs: 1000 + i,
+          keyframe: i === 0,
+          data: rng.bytes(n),
+        }));
+        for (const f of frames) {
+          if (audio) sender.sendAudio(f.frameId, f.captureTimeUs, Uint8Array.of(1, 2, 3));
+          sender.sendVideoFrame(f);
+        }
+        const datagrams = drain(sender, 6);
+        for (let lost = 0; lost < datagrams.length; lost++) {
+          const receiver = new MediaReceiver(structuredClone(clientLane), 5);
+          datagrams.forEach((d, i) => i !== lost && receiver.handleDatagram(d, 7));
+          const got = new Map<number, Uint8Array>();
+          for (let e; (e = receiver.pollEvent()) !== undefined;) {
+            if (e.type === "video-frame") got.set(e.frame.frameId, e.frame.data);
+          }
+          for (const f of frames) {
+            assert.deepEqual(
+              got.get(f.frameId),
+              f.data,
+              `frame ${f.frameId}, datagram ${lost} lost`,
+            );
+          }
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});

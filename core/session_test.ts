@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { type LinkConfig } from "./sim/link.ts";
 import { sessionPair } from "./sim/pair.ts";
 import { Session } from "./session.ts";
-import { CloseCode } from "./frames.ts";
+import { CloseCode, maxVideoPayload } from "./frames.ts";
 import { generateIdentity } from "../crypto/identity.ts";
 import { Rng } from "./sim/rng.ts";
 import { decodeHeader, PacketType } from "./wire.ts";
@@ -98,7 +98,8 @@ Deno.test("a frame missing a fragment is given up at its deadline and a keyframe
     middlebox: {
       intercept(datagram, direction, now) {
         // Drop exactly one full (video) datagram, after the handshake's padded INIT.
-        if (!dropped && now >= 100 && direction === "a->b" && datagram.length === 1200) {
+        const full = 52 + maxVideoPayload();
+        if (!dropped && now >= 100 && direction === "a->b" && datagram.length === full) {
           dropped = true;
           return { forward: [] };
         }
@@ -339,7 +340,7 @@ Deno.test("stats count packets this side received and lost", () => {
     frameId: 1,
     captureTimeUs: 0,
     keyframe: true,
-    data: new Uint8Array(100 * 1148),
+    data: new Uint8Array(100 * maxVideoPayload()),
   });
   pair.net.runUntil(1_000);
   const stats = pair.responder.session.stats;
@@ -354,15 +355,16 @@ Deno.test("FEC: a lost fragment is rebuilt from parity, without a deadline or a 
     link: CLEAN,
     config: { fec: { parityRatio: 0.1, scheme: 1, maxGroup: 64 } },
     middlebox: {
-      // Drop two full video datagrams of the first frame.
+      // Drop two full video datagrams of the first frame (a full one is 52 bytes over its payload).
       intercept: (d, direction, now) =>
-        direction === "a->b" && now >= 100 && d.length === 1200 && dropped < 2 && ++dropped > 0
+        direction === "a->b" && now >= 100 && d.length === 52 + maxVideoPayload() &&
+          dropped < 2 && ++dropped > 0
           ? { forward: [] }
           : { forward: [d] },
     },
   });
   pair.net.runUntil(100);
-  const data = new Rng(5).bytes(30 * 1148 - 17);
+  const data = new Rng(5).bytes(30 * maxVideoPayload() - 17);
   pair.initiator.session.sendVideoFrame({ frameId: 9, captureTimeUs: 77, keyframe: false, data });
   pair.net.runUntil(1_000);
   assert.equal(dropped, 2);
@@ -371,4 +373,32 @@ Deno.test("FEC: a lost fragment is rebuilt from parity, without a deadline or a 
   assert.equal(pair.responder.eventsOf("video-frame-lost").length, 0);
   assert.equal(pair.initiator.eventsOf("keyframe-request").length, 0);
   assert.equal(pair.responder.session.stats.fecRecoveries, 2);
+});
+
+Deno.test("FEC: a frame lost whole (its one fragment) is rebuilt from parity alone", () => {
+  const data = new Rng(6).bytes(300);
+  let dropped = 0;
+  const pair = sessionPair({
+    seed: 13,
+    link: CLEAN,
+    config: { fec: { parityRatio: 0.1, scheme: 1, maxGroup: 64 } },
+    middlebox: {
+      // The frame's only fragment (52 bytes over its payload); its parity is 8 bytes longer.
+      intercept: (d, direction, now) =>
+        direction === "a->b" && now >= 100 && d.length === 52 + data.length && ++dropped > 0
+          ? { forward: [] }
+          : { forward: [d] },
+    },
+  });
+  pair.net.runUntil(100);
+  pair.initiator.session.sendVideoFrame({ frameId: 3, captureTimeUs: 55, keyframe: true, data });
+  pair.net.runUntil(1_000);
+  assert.equal(dropped, 1);
+  const [got] = pair.responder.eventsOf("video-frame");
+  assert.deepEqual(got.frame.data, data);
+  assert.equal(got.frame.captureTimeUs, 55);
+  assert.equal(got.frame.keyframe, true);
+  assert.equal(pair.responder.eventsOf("video-frame-lost").length, 0);
+  assert.equal(pair.initiator.eventsOf("keyframe-request").length, 0);
+  assert.equal(pair.responder.session.stats.fecRecoveries, 1);
 });

@@ -42,7 +42,7 @@ export interface EncoderBudgetConfig {
  *
  * @example
  * ```ts
- * const budget = new EncoderBudget({ datagramBytes: 1200, payloadBytes: 1148 });
+ * const budget = new EncoderBudget({ datagramBytes: 1200, payloadBytes: 1140 });
  * budget.onFrame(accessUnitBytes, wireBytesSentSinceThePreviousFrame);
  * encoder.setBitrate(budget.encoderBitrateBps(delta.targetBitrateBps, delta.fecRatio));
  * ```

@@ -82,6 +82,9 @@ export function protectFrame(
         dataCount: k,
         parityIndex,
         parityCount: m,
+        fragmentCount: fragments[first].fragmentCount,
+        captureTimeUs: fragments[first].captureTimeUs,
+        keyframe: fragments[first].keyframe,
         protectedLength: data.length,
         data,
       });
@@ -130,6 +133,12 @@ export class FecReceiver {
   /** Notes a parity frame; returns the fragments it rebuilt. */
   onParity(parity: FecParityFrame): VideoFragmentFrame[] {
     const state = this.#state(parity.frameId);
+    // Parity carries the frame's shape too, so a frame lost whole is rebuilt from parity alone.
+    state.meta ??= {
+      fragmentCount: parity.fragmentCount,
+      captureTimeUs: parity.captureTimeUs,
+      keyframe: parity.keyframe,
+    };
     let group = state.groups.get(parity.groupFirstIndex);
     if (group === undefined) {
       group = {
