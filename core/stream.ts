@@ -162,7 +162,14 @@ export interface StatsMessage {
 }
 
 /** Congestion controller states as STATS carries them; "off" = fixed bitrate, no controller. */
-export const CONGESTION_STATES = ["off", "stable", "rising", "congested", "draining"] as const;
+export const CONGESTION_STATES = [
+  "off",
+  "stable",
+  "rising",
+  "congested",
+  "draining",
+  "competing",
+] as const;
 /** One of {@linkcode CONGESTION_STATES}. */
 export type CongestionState = typeof CONGESTION_STATES[number];
 

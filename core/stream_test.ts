@@ -89,6 +89,13 @@ Deno.test("STATS is byte-exact", () => {
   );
   assert.deepEqual(encodeControl(message), bytes);
   assert.deepEqual(plain(expectOk(decodeControl(bytes))), plain(message));
+  // congestion_state 5 is competing (docs/STREAM.md); 6 is not a state.
+  const competing = bytes.slice();
+  competing[16] = 5; // 9 + encoder_len
+  const decoded = expectOk(decodeControl(competing));
+  assert.equal(decoded.type === "stats" && decoded.congestionState, "competing");
+  competing[16] = 6;
+  expectError(decodeControl(competing), "InvalidValue");
 });
 
 Deno.test("ERROR is byte-exact", () => {

@@ -14,7 +14,7 @@
 import { type MediaLaneState, MediaSender } from "../core/media_lane.ts";
 import { VIDEO_TIMING_LENGTH, writeVideoTiming } from "../core/stream.ts";
 import type { VideoFecConfig } from "../core/fec/video.ts";
-import { DeltaController, type DeltaState } from "../core/delta/controller.ts";
+import { DeltaController, type DeltaReportedState } from "../core/delta/controller.ts";
 import { EncoderBudget } from "../core/delta/budget.ts";
 import type { FeedbackReport } from "../core/session.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
@@ -94,8 +94,8 @@ export interface CongestionDecision {
   fecRatio: number;
   /** Frame rate the link can carry. */
   fps: number;
-  /** Controller state. */
-  state: DeltaState;
+  /** Controller state as users see it ("competing" beside a loss-based flow). */
+  state: DeltaReportedState;
   /** Current queuing-delay estimate, ms. */
   queuingDelayMs: number;
   /**
@@ -252,7 +252,7 @@ function decide(id: number, lane: Lane): void {
     pacingRateBps: Math.round(delta.pacingRateBps),
     fecRatio: delta.fecRatio,
     fps: delta.fps,
-    state: delta.state,
+    state: delta.reportedState,
     queuingDelayMs: delta.queuingDelayUs / 1000,
     // One frame's share of the target must fit the window (core/delta/controller.ts canSend).
     hold: !delta.canSend(delta.targetBitrateBps / delta.fps / 8),

@@ -15,6 +15,8 @@ import { AdaptiveFecPolicy } from "../fec/adaptive.ts";
 
 /** What the controller believes about the bottleneck queue. */
 export type DeltaState = "stable" | "rising" | "congested" | "draining";
+/** What users are shown: the state, or "competing" while another flow holds the queue. */
+export type DeltaReportedState = DeltaState | "competing";
 
 /** One packet the receiver reported, with its receive time on the receiver's clock. */
 export interface DeltaArrival {
@@ -344,6 +346,15 @@ export class DeltaController {
    */
   get competing(): boolean {
     return this.#competing;
+  }
+
+  /**
+   * The state as users see it (STATS, the overlay, Prometheus): "competing"
+   * in competing mode, where {@linkcode state} reads "congested" for the
+   * controller's own rules.
+   */
+  get reportedState(): DeltaReportedState {
+    return this.#competing ? "competing" : this.#state;
   }
 
   /** Recommended parity/data ratio for the next frame (adaptive FEC over measured loss). */

@@ -239,6 +239,8 @@ Deno.test("DeltaController: a queue its own cuts cannot drain means competing: t
   pn = drive(cc, 2e6, 12e6, 1e6, () => 1_050_000, pn);
   assert.equal(cc.competing, true, `decreases ${cc.stats.decreases}`);
   assert.equal(cc.stats.competingEntries, 1);
+  // Users are told: STATS and the overlay show "competing", the rules still see Congested.
+  assert.equal(cc.reportedState, "competing");
   // Its cuts took it to 300 kbit/s; without loss it grew again instead of starving.
   assert.ok(cc.targetBitrateBps > 600_000, `${cc.targetBitrateBps}`);
   // Loss: a cut of COMPETE_BETA, at most once per RTT.
@@ -252,6 +254,7 @@ Deno.test("DeltaController: a queue its own cuts cannot drain means competing: t
   // The other flow leaves: the queue goes, and so does competing mode.
   drive(cc, 14e6, 15e6, 1e6, () => 50_000, pn);
   assert.equal(cc.competing, false);
+  assert.equal(cc.reportedState, cc.state);
 });
 
 Deno.test("DELTA sim: capacity drops and a cellular trace never put DELTA in competing mode (its queues drain)", async () => {
