@@ -40,8 +40,8 @@ import { WavryHost } from "../host/host.ts";
 import type { HostInputTrace } from "../host/input_worker_handle.ts";
 import { monotonicMicros } from "../media/clock.ts";
 import { setThreadRealtime } from "../edge/thread_priority.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
-import { XProbe } from "../tests/support/xprobe.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
 
 const arg = (name: string, fallback: number) =>
   Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);

@@ -15,8 +15,8 @@
  * Last line: capture/encode/decode p50 and the ratio are the 1080p numbers;
  * psnr_db is 720p at 4 Mbit/s with the default 4:2:0 chroma.
  */
-import { startXvfb, type VirtualDisplay } from "../tests/support/xvfb.ts";
-import { XProbe } from "../tests/support/xprobe.ts";
+import { startXvfb, type VirtualDisplay } from "../tools/display/xvfb.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
 import { psnr } from "../media/image.ts";
 import { X11Capturer } from "../media/linux/capture_x11.ts";
 import { FfmpegVideoDecoder } from "../media/linux/video_decoder.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Subprocess } from "../tests/support/subprocess.ts";
+import { Subprocess } from "../tools/process/subprocess.ts";
 import type { PeerAddress } from "../edge/udp_socket.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { decodeControl, encodeInput, type InputEvent, type InputMessage } from "../core/stream.ts";
 import { XTestInputInjector } from "../media/linux/input_xtest.ts";
 import type { InputInjector, MouseButton } from "../media/types.ts";
-import { type ProbeEvent, XProbe } from "../tests/support/xprobe.ts";
-import { startXvfb, type VirtualDisplay } from "../tests/support/xvfb.ts";
+import { type ProbeEvent, XProbe } from "../tools/display/xprobe.ts";
+import { startXvfb, type VirtualDisplay } from "../tools/display/xvfb.ts";
 import { InputApplier } from "./input_applier.ts";
 import { monotonicMicros as hostClockUs } from "../media/clock.ts";
 

@@ -14,8 +14,8 @@ import { ClientConnection, type ClientInputTrace } from "../client/connection.ts
 import { WavryHost } from "./host.ts";
 import type { HostInputTrace } from "./input_worker_handle.ts";
 import { monotonicMicros } from "../media/clock.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
-import { XProbe } from "../tests/support/xprobe.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
 import { running } from "../tests/support/leftovers.ts";
 
 const PRESSES = 100;

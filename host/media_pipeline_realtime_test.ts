@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { decodeVideoPayload } from "../core/stream.ts";
-import { XProbe } from "../tests/support/xprobe.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 import { FfmpegVideoDecoder } from "../media/linux/video_decoder.ts";
 import {
   type HostFrame,

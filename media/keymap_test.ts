@@ -3,8 +3,8 @@
  * (xkeyboard-config evdev rules, pc105, us layout) through the native side.
  */
 import assert from "node:assert/strict";
-import { XProbe } from "../tests/support/xprobe.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 import { keyboardCodes, keysymForCode, KEYSYMS } from "./keymap.ts";
 import { XTestInputInjector } from "./linux/input_xtest.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { captureRate, DEFAULT_CAPTURE_FPS, pacedCapture } from "./pacer.ts";
 import type { CapturedFrame, Capturer } from "./types.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 import { X11Capturer } from "./linux/capture_x11.ts";
 
 /** A capturer on a virtual clock: each capture takes `costMs[i]`. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { NativeError } from "../ffi/errors.ts";
 import { startPulse } from "../tests/support/pulse.ts";
-import { startXvfb } from "../tests/support/xvfb.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 import { PulseAudioSink, PulseAudioSource } from "./linux/audio_pulse.ts";
 import { X11Capturer } from "./linux/capture_x11.ts";
 import { XTestInputInjector } from "./linux/input_xtest.ts";

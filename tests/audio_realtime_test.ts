@@ -11,7 +11,7 @@ import type { PlayerSummaryStats } from "../client/player/protocol.ts";
 import { ToneGenerator } from "../media/audio_analysis.ts";
 import { PulseAudioSink } from "../media/linux/audio_pulse.ts";
 import { startPulse } from "./support/pulse.ts";
-import { startXvfb } from "./support/xvfb.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 import { WavryHost } from "../host/host.ts";
 
 Deno.test("audio: a 440 Hz tone on the host plays in the page at 440 Hz", async () => {

@@ -17,7 +17,7 @@ import { GatewayLink } from "../host/gateway_link.ts";
 import { ClientConnection } from "../client/connection.ts";
 import { GatewaySession } from "../client/gateway_connect.ts";
 import { startReachServices } from "../demo/reach.ts";
-import { startXvfb } from "./support/xvfb.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 
 Deno.test("gateway mode: a client the gateway did not vouch for is refused at the handshake; a paired one connects, leaves, and connects again", async () => {
   const xvfb = await startXvfb(320, 240);

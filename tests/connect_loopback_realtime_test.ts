@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { descendants, running } from "./support/leftovers.ts";
-import { Subprocess } from "./support/subprocess.ts";
+import { Subprocess } from "../tools/process/subprocess.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -12,8 +12,8 @@
  */
 import assert from "node:assert/strict";
 import { type NatType, NetnsTopology } from "./support/netns.ts";
-import type { Subprocess } from "./support/subprocess.ts";
-import { startXvfb } from "./support/xvfb.ts";
+import type { Subprocess } from "../tools/process/subprocess.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 import { type ReachServices, startReachServices } from "../demo/reach.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -15,8 +15,8 @@ import { launchChromium, waitFor } from "../client/player/testing.ts";
 import { WavryHost } from "../host/host.ts";
 import { browserPids, childrenOnDisplay, Cleanup, ProcessTracker } from "./support/leftovers.ts";
 import { colourDistance, patches, type Rgb } from "./support/scene.ts";
-import { XProbe } from "./support/xprobe.ts";
-import { startXvfb } from "./support/xvfb.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 
 const W = 1280, H = 720, FPS = 60;
 const RUN_MS = 10_000;

@@ -12,9 +12,9 @@ import { WavryClient } from "../client/client.ts";
 import { launchChromium, waitFor } from "../client/player/testing.ts";
 import { WavryHost } from "../host/host.ts";
 import { browserPids, childrenOnDisplay, Cleanup, ProcessTracker } from "./support/leftovers.ts";
-import { Subprocess } from "./support/subprocess.ts";
-import { XProbe } from "./support/xprobe.ts";
-import { startXvfb } from "./support/xvfb.ts";
+import { Subprocess } from "../tools/process/subprocess.ts";
+import { XProbe } from "../tools/display/xprobe.ts";
+import { startXvfb } from "../tools/display/xvfb.ts";
 
 const W = 640, H = 360, FPS = 30;
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -20,7 +20,7 @@ import {
   sweepStaleNetns,
 } from "./support/netns.ts";
 import { running } from "./support/leftovers.ts";
-import { Subprocess } from "./support/subprocess.ts";
+import { Subprocess } from "../tools/process/subprocess.ts";
 
 const PORT = 40_000;
 const STUN = 3478;

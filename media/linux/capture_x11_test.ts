@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { NativeError, NativeStatus } from "../../ffi/errors.ts";
 import { loadNative, monotonicMicros } from "../../ffi/library.ts";
-import { startXvfb } from "../../tests/support/xvfb.ts";
-import { readPatternRow, XProbe } from "../../tests/support/xprobe.ts";
+import { startXvfb } from "../../tools/display/xvfb.ts";
+import { readPatternRow, XProbe } from "../../tools/display/xprobe.ts";
 import { X11Capturer } from "./capture_x11.ts";
 import { XTestInputInjector } from "./input_xtest.ts";
 

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { NativeError } from "../../ffi/errors.ts";
-import { LineProcess } from "../../tests/support/process.ts";
-import { type ProbeEvent, XProbe } from "../../tests/support/xprobe.ts";
-import { startXvfb, type VirtualDisplay } from "../../tests/support/xvfb.ts";
+import { LineProcess } from "../../tools/process/line_process.ts";
+import { type ProbeEvent, XProbe } from "../../tools/display/xprobe.ts";
+import { startXvfb, type VirtualDisplay } from "../../tools/display/xvfb.ts";
 import { XTestInputInjector } from "./input_xtest.ts";
 
 type KeyEvent = Extract<ProbeEvent, { type: "key" }>;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { NativeError, NativeStatus } from "../../ffi/errors.ts";
-import { startXvfb } from "../../tests/support/xvfb.ts";
-import { readPatternRow, XProbe } from "../../tests/support/xprobe.ts";
+import { startXvfb } from "../../tools/display/xvfb.ts";
+import { readPatternRow, XProbe } from "../../tools/display/xprobe.ts";
 import { psnr } from "../image.ts";
 import { X11Capturer } from "./capture_x11.ts";
 import { FfmpegVideoDecoder } from "./video_decoder.ts";

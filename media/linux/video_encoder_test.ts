@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { NativeError, NativeStatus } from "../../ffi/errors.ts";
-import { startXvfb } from "../../tests/support/xvfb.ts";
-import { XProbe } from "../../tests/support/xprobe.ts";
+import { startXvfb } from "../../tools/display/xvfb.ts";
+import { XProbe } from "../../tools/display/xprobe.ts";
 import { codecConfigFromAnnexB, isIdrAccessUnit } from "../h264.ts";
 import { psnr } from "../image.ts";
 import type { CapturedFrame } from "../types.ts";

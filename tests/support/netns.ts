@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { Subprocess } from "./subprocess.ts";
+import { Subprocess } from "../../tools/process/subprocess.ts";
 
 /** Every namespace this harness creates starts with this. */
 export const NETNS_PREFIX = "wv-";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { LineProcess } from "./process.ts";
+import { LineProcess } from "../../tools/process/line_process.ts";
 
 /** A running PulseAudio server. */
 export interface PulseServer {

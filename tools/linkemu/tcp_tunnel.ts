@@ -32,7 +32,7 @@
  */
 import { TunTunnel, type TunTunnelStats } from "../../edge/tun_tunnel.ts";
 import { destroyNetns, NETNS_PREFIX, run, sweepStaleNetns } from "../../tests/support/netns.ts";
-import { Subprocess } from "../../tests/support/subprocess.ts";
+import { Subprocess } from "../process/subprocess.ts";
 
 /** The sender's tunnel address (namespace S). */
 export const TCP_SENDER_IP = "10.56.0.1";

@@ -1,6 +1,7 @@
 /**
- * Child processes for tests: started by the test itself, read line by line,
- * and always stopped, so no server is ever left running or skipped.
+ * A child process whose stdout is read line by line, started and always
+ * stopped by its owner (the demo, a test, a bench), so no server is ever left
+ * running.
  *
  * @module
  */

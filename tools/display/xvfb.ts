@@ -1,10 +1,11 @@
 /**
- * A private Xvfb display for a test: Xvfb picks a free display number itself
- * (-displayfd), so test files running in parallel never collide.
+ * A private Xvfb display for the demo, a test or a bench: Xvfb picks a free
+ * display number itself (-displayfd), so displays started in parallel never
+ * collide.
  *
  * @module
  */
-import { LineProcess } from "./process.ts";
+import { LineProcess } from "../process/line_process.ts";
 
 /** A running virtual X display. */
 export interface VirtualDisplay {

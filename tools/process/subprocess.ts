@@ -1,5 +1,6 @@
 /**
- * A child process a test drives itself: its pid, its output as lines, and
+ * A child process its owner drives itself (the demo's gateway and relay, a
+ * test's host): its pid, its stdout and stderr as lines, and
  * `kill(signal)` for tests that make a program disappear (SIGKILL) rather
  * than stop it politely. `finish()` always reaps it and drains its pipes.
  *

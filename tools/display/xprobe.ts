@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { LineProcess } from "./process.ts";
+import { LineProcess } from "../process/line_process.ts";
 
 /** One input event as the X client saw it. */
 export type ProbeEvent =
