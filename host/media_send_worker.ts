@@ -196,8 +196,12 @@ function flush(id: number, lane: Lane): void {
     lane.stats.sendErrors += r.datagrams - r.sent;
   }
   if (lane.delta !== undefined) {
-    for (const p of lane.sender.takeSent()) {
-      lane.delta.onPacketSent(p.packetNumber, p.sizeBytes, p.sendTimeUs);
+    const sent = lane.sender.takeSent();
+    for (const p of sent) lane.delta.onPacketSent(p.packetNumber, p.sizeBytes, p.sendTimeUs);
+    // The window gate closes as packets leave, not only when feedback arrives: in an outage no
+    // feedback comes, and without this the encoder ran on until the feedback timeout (≥ 400 ms).
+    if (sent.length > 0 && lane.lastDecision?.hold === false && gateClosed(lane.delta)) {
+      decide(id, lane);
     }
   }
   if (lane.sender.pending) {
@@ -241,6 +245,11 @@ function onFrame(command: Extract<MediaSendCommand, { type: "frame" }>): void {
   post({ type: "frame-sent", frameId: command.frameId, handedUs });
 }
 
+/** Whether DELTA's window has no room for one more frame's share of the target (controller.ts canSend). */
+function gateClosed(delta: DeltaController): boolean {
+  return !delta.canSend(delta.targetBitrateBps / delta.fps / 8);
+}
+
 /** Applies DELTA's current outputs to the lane and tells the parent when they changed. */
 function decide(id: number, lane: Lane): void {
   const delta = lane.delta!;
@@ -254,8 +263,7 @@ function decide(id: number, lane: Lane): void {
     fps: delta.fps,
     state: delta.reportedState,
     queuingDelayMs: delta.queuingDelayUs / 1000,
-    // One frame's share of the target must fit the window (core/delta/controller.ts canSend).
-    hold: !delta.canSend(delta.targetBitrateBps / delta.fps / 8),
+    hold: gateClosed(delta),
   };
   lane.pacing = { ...lane.pacing, rateMbps: decision.pacingRateBps / 1e6 };
   if (decision.fecRatio !== lane.sender.fec.parityRatio) {
