@@ -21,11 +21,9 @@
  *
  * @module
  */
-import { generateIdentity } from "../crypto/identity.ts";
 import { maxVideoPayload } from "../core/frames.ts";
 import { MediaReceiver, MediaSender } from "../core/media_lane.ts";
-import { Session } from "../core/session.ts";
-import { pumpSessions } from "../core/session_testing.ts";
+import { establishedSessions } from "../core/session_testing.ts";
 import { gilbertElliott, Link, type LossModel } from "../core/sim/link.ts";
 import { Rng } from "../core/sim/rng.ts";
 
@@ -50,16 +48,6 @@ const LOSSES: { name: string; model: LossModel; p: number }[] = [
   { name: "GE 5% burst 3", model: gilbertElliott(0.05, 3), p: 0.05 },
 ];
 
-/** One established session pair's detached media lanes (host → client). */
-function lanes(seed: number) {
-  const rng = new Rng(seed);
-  const random = (n: number) => rng.bytes(n);
-  const client = Session.connect({ identity: generateIdentity(random), random }, 0);
-  const host = Session.accept({ identity: generateIdentity(random), random }, 0);
-  pumpSessions(client, host, 1);
-  return { sending: host.detachMedia(), receiving: client.detachMedia() };
-}
-
 interface Run {
   delivered: number;
   /** Frames whose losses any-m-of-(k+m) parity could rebuild (k, m as sent). */
@@ -69,9 +57,9 @@ interface Run {
 
 /** Sends FRAMES frames of `bytes` through the loss process; counts what the receiver delivers. */
 function run(bytes: number, ratio: number, loss: LossModel, seed: number): Run {
-  const { sending, receiving } = lanes(seed);
-  const sender = new MediaSender(sending, 0);
-  const receiver = new MediaReceiver(receiving, 0);
+  const { host, client } = establishedSessions(seed);
+  const sender = new MediaSender(host.detachMedia(), 0);
+  const receiver = new MediaReceiver(client.detachMedia(), 0);
   sender.setFec({ parityRatio: ratio, scheme: 1, maxGroup: 64 });
   const link = new Link(
     { delayMs: 0, jitterMs: 0, reorder: false, duplicateProbability: 0, loss },

@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { generateIdentity } from "../crypto/identity.ts";
 import { type MediaEvent, MediaReceiver, MediaSender } from "./media_lane.ts";
-import { Session } from "./session.ts";
-import { pumpSessions } from "./session_testing.ts";
+import { establishedSessions } from "./session_testing.ts";
 import { Rng } from "./sim/rng.ts";
 import { FecScheme } from "./frames.ts";
 
 /** Media lane states of a real handshake, with a short rekey interval so key phases change. */
 function lanes(seed: number) {
-  const rng = new Rng(seed);
-  const random = (n: number) => rng.bytes(n);
-  const client = Session.connect({ identity: generateIdentity(random), random }, 0);
-  const host = Session.accept({ identity: generateIdentity(random), random }, 0);
-  pumpSessions(client, host, 1);
+  const { client, host } = establishedSessions(seed);
   const h = host.detachMedia(), c = client.detachMedia();
   const transport = { rekeyAfterPackets: 40, minRekeyIntervalMs: 0 };
   return {

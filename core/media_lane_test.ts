@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { generateIdentity } from "../crypto/identity.ts";
 import { PacketProtector } from "../crypto/transport.ts";
 import { encodeFramesInto, type Frame } from "./frames.ts";
 import { type MediaLaneState, MediaReceiver, MediaSender } from "./media_lane.ts";
-import { Session } from "./session.ts";
-import { pumpSessions } from "./session_testing.ts";
+import { establishedSessions, pumpSessions } from "./session_testing.ts";
 import { Rng } from "./sim/rng.ts";
 import {
   encodeHeader,
@@ -16,17 +14,6 @@ import {
 } from "./wire.ts";
 
 /** Runs a handshake by handing datagrams across directly (no loss, no delay). */
-function establishedPair(seed: number): { host: Session; client: Session } {
-  const rng = new Rng(seed);
-  const random = (n: number) => rng.bytes(n);
-  const client = Session.connect({ identity: generateIdentity(random), random }, 0);
-  const host = Session.accept({ identity: generateIdentity(random), random }, 0);
-  pumpSessions(client, host, 1);
-  assert.equal(client.state, "established");
-  assert.equal(host.state, "established");
-  return { host, client };
-}
-
 function drain(sender: MediaSender, now: number): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let d; (d = sender.pollTransmit(now)) !== undefined;) out.push(d);
@@ -34,7 +21,7 @@ function drain(sender: MediaSender, now: number): Uint8Array[] {
 }
 
 Deno.test("media lane: detached halves carry video and audio; arrivals come back as FEEDBACK", () => {
-  const { host, client } = establishedPair(1);
+  const { host, client } = establishedSessions(1);
   const hostLane = host.detachMedia();
   const clientLane = client.detachMedia();
   // Structured-cloneable, as a worker needs it.
@@ -70,7 +57,7 @@ Deno.test("media lane: detached halves carry video and audio; arrivals come back
 });
 
 Deno.test("media lane: each lane refuses the other's packets", () => {
-  const { host, client } = establishedPair(3);
+  const { host, client } = establishedSessions(3);
   const lane = client.detachMedia();
   const receiver = new MediaReceiver(lane, 0);
   // A session-lane packet offered to the media receiver.
@@ -90,7 +77,7 @@ Deno.test("media lane: each lane refuses the other's packets", () => {
 });
 
 Deno.test("media lane: a control frame sealed on the media lane is refused and changes nothing", () => {
-  const { host, client } = establishedPair(4);
+  const { host, client } = establishedSessions(4);
   const hostLane = host.detachMedia();
   const receiver = new MediaReceiver(client.detachMedia(), 0);
   const forge = (frames: Frame[], pn: number) => {
@@ -125,7 +112,7 @@ Deno.test("media lane: a control frame sealed on the media lane is refused and c
 });
 
 Deno.test("media lane: arbitrary bytes never throw and are never accepted", () => {
-  const { client } = establishedPair(5);
+  const { client } = establishedSessions(5);
   const lane: MediaLaneState = client.detachMedia();
   const receiver = new MediaReceiver(lane, 0);
   fc.assert(
@@ -143,7 +130,7 @@ Deno.test("media lane: arbitrary bytes never throw and are never accepted", () =
 });
 
 Deno.test("media lane: a frame that cannot be rebuilt is reported lost a reordering grace after a later one completes", () => {
-  const { host, client } = establishedPair(6);
+  const { host, client } = establishedSessions(6);
   const sender = new MediaSender(host.detachMedia(), 0);
   const receiver = new MediaReceiver(client.detachMedia(), 0);
   const data = new Rng(7).bytes(5_000);
@@ -166,7 +153,7 @@ Deno.test("media lane: a frame that cannot be rebuilt is reported lost a reorder
 });
 
 Deno.test("input first: an input event queued behind a keyframe leaves before any of it", () => {
-  const { host, client } = establishedPair(8);
+  const { host, client } = establishedSessions(8);
   while (host.pollEvent() !== undefined); // "established"
   // The client sends input; give it a large media backlog on the same session first.
   client.sendVideoFrame({
@@ -187,7 +174,7 @@ Deno.test("input first: an input event queued behind a keyframe leaves before an
 });
 
 Deno.test("selective retransmission: a NACKed fragment completes the frame, delivered before the later one", () => {
-  const { host, client } = establishedPair(10);
+  const { host, client } = establishedSessions(10);
   const sender = new MediaSender(host.detachMedia(), 0);
   const receiver = new MediaReceiver(client.detachMedia(), 0);
   receiver.setRetransmission(20);
@@ -222,7 +209,7 @@ Deno.test("selective retransmission: a NACKed fragment completes the frame, deli
 });
 
 Deno.test("selective retransmission: without an RTT that fits the deadline, no NACK, lost after the grace", () => {
-  const { host, client } = establishedPair(12);
+  const { host, client } = establishedSessions(12);
   const sender = new MediaSender(host.detachMedia(), 0);
   const receiver = new MediaReceiver(client.detachMedia(), 0);
   receiver.setRetransmission(200); // 1.5 RTT does not fit the 150 ms deadline
@@ -239,7 +226,7 @@ Deno.test("selective retransmission: without an RTT that fits the deadline, no N
 });
 
 Deno.test("media lane FEC: losing any one datagram loses no frame (parity never shares a datagram with its group)", () => {
-  const { host, client } = establishedPair(9);
+  const { host, client } = establishedSessions(9);
   const hostLane = host.detachMedia();
   const clientLane = client.detachMedia();
   fc.assert(

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { generateIdentity } from "../crypto/identity.ts";
-import { Session } from "../core/session.ts";
-import { pumpSessions } from "../core/session_testing.ts";
+import { establishedSessions } from "../core/session_testing.ts";
 import { VIDEO_TIMING_LENGTH } from "../core/stream.ts";
-import { Rng } from "../core/sim/rng.ts";
 import { decodeHeader } from "../core/wire.ts";
 import { NativeUdpSocket } from "../edge/native_udp.ts";
 import { type CongestionDecision, MediaSendWorker } from "./media_send.ts";
@@ -14,11 +11,7 @@ const FRAME_BYTES = 4_000; // 2 Mbit/s at 60 fps
 const RTT_MS = 40;
 
 Deno.test("media send worker: in an outage (no feedback) DELTA's window holds the encoder within a few frames, not at the feedback timeout", async () => {
-  const rng = new Rng(3);
-  const random = (n: number) => rng.bytes(n);
-  const client = Session.connect({ identity: generateIdentity(random), random }, 0);
-  const host = Session.accept({ identity: generateIdentity(random), random }, 0);
-  pumpSessions(client, host, 1);
+  const { host } = establishedSessions(3);
 
   const socket = NativeUdpSocket.open({ hostname: "127.0.0.1", port: 0 });
   const sink = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
