@@ -143,6 +143,8 @@ interface Lane {
   /** lane.stats.bytesSent when the previous frame was handed (for the budget). */
   bytesAtLastFrame: number;
   lastDecision: CongestionDecision | undefined;
+  /** When the last feedback arrived (performance.now() ms). */
+  lastFeedbackMs: number;
   pacing: MediaPacing;
   tokens: number;
   tokensAt: number;
@@ -153,6 +155,8 @@ interface Lane {
 const MAX_DATAGRAM = 1200;
 /** Datagrams per sendmmsg call. */
 const SEND_BATCH = 64;
+/** Feedback this late (two of DELTA's 20 ms report intervals) means the path may have stalled. */
+const FEEDBACK_LATE_MS = 40;
 /** Deno timers tick in 1–2 ms steps; shorter pacing waits yield with setImmediate instead. */
 const TIMER_GRANULARITY_MS = 2;
 
@@ -198,11 +202,14 @@ function flush(id: number, lane: Lane): void {
   if (lane.delta !== undefined) {
     const sent = lane.sender.takeSent();
     for (const p of sent) lane.delta.onPacketSent(p.packetNumber, p.sizeBytes, p.sendTimeUs);
-    // The window gate closes as packets leave, not only when feedback arrives: in an outage no
-    // feedback comes, and without this the encoder ran on until the feedback timeout (≥ 400 ms).
-    if (sent.length > 0 && lane.lastDecision?.hold === false && gateClosed(lane.delta)) {
-      decide(id, lane);
-    }
+    // Feedback late (an outage brings none): the window gate is checked as packets leave too,
+    // or the encoder would run on into a dead link until the feedback timeout (≥ 400 ms). While
+    // reports flow it is checked when each arrives, as before: a keyframe larger than a LAN's
+    // window is not held against for the few ms until its first report.
+    if (
+      sent.length > 0 && lane.lastDecision?.hold === false &&
+      now - lane.lastFeedbackMs > FEEDBACK_LATE_MS && gateClosed(lane.delta)
+    ) decide(id, lane);
   }
   if (lane.sender.pending) {
     lane.waiting = true;
@@ -285,7 +292,8 @@ function decide(id: number, lane: Lane): void {
 function onFeedback(command: Extract<MediaSendCommand, { type: "feedback" }>): void {
   const lane = lanes.get(command.id);
   if (lane?.delta === undefined) return;
-  const nowUs = Math.round(performance.now() * 1000);
+  lane.lastFeedbackMs = performance.now();
+  const nowUs = Math.round(lane.lastFeedbackMs * 1000);
   if (command.rttMs > 0) lane.delta.onRttSample(command.rttMs * 1000);
   lane.delta.onFeedback(command.report.arrivals, nowUs);
   decide(command.id, lane);
@@ -356,6 +364,7 @@ function handle(command: MediaSendCommand): void {
         }),
         bytesAtLastFrame: 0,
         lastDecision: undefined,
+        lastFeedbackMs: now,
         pacing: { ...defaultPacing },
         tokens: defaultPacing.burstDatagrams * MAX_DATAGRAM,
         tokensAt: now,
