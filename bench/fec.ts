@@ -46,15 +46,11 @@ import { AdaptiveFecPolicy, DEFAULT_ADAPTIVE_FEC } from "../core/fec/adaptive.ts
 import { encodeParity as xorEncode, reconstruct as xorReconstruct } from "../core/fec/xor.ts";
 import { gilbertElliott, Link, type LossModel } from "../core/sim/link.ts";
 import { Rng } from "../core/sim/rng.ts";
+import { numberFlag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-const FRAMES = flag("frames", 20000);
-const SEED = flag("seed", 1);
-const VERIFY = flag("verify", 300);
+const FRAMES = numberFlag("frames", 20000);
+const SEED = numberFlag("seed", 1);
+const VERIFY = numberFlag("verify", 300);
 const PACKET = 1200;
 const FPS = 60;
 const OVERHEAD = 0.2;

@@ -26,14 +26,10 @@ import { MediaReceiver, MediaSender } from "../core/media_lane.ts";
 import { establishedSessions } from "../core/session_testing.ts";
 import { gilbertElliott, Link, type LossModel } from "../core/sim/link.ts";
 import { Rng } from "../core/sim/rng.ts";
+import { numberFlag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-const FRAMES = flag("frames", 20000);
-const SEED = flag("seed", 1);
+const FRAMES = numberFlag("frames", 20000);
+const SEED = numberFlag("seed", 1);
 const FPS = 60;
 const RATIO = 0.2;
 

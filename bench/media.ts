@@ -22,13 +22,9 @@ import { X11Capturer } from "../media/linux/capture_x11.ts";
 import { FfmpegVideoDecoder } from "../media/linux/video_decoder.ts";
 import { type FfmpegEncoderOptions, FfmpegVideoEncoder } from "../media/linux/video_encoder.ts";
 import type { CapturedFrame } from "../media/types.ts";
+import { numberFlag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-const FRAMES = flag("frames", 300);
+const FRAMES = numberFlag("frames", 300);
 const SWEEP = Deno.args.includes("--sweep");
 const FPS = 60;
 const PRESET = "ultrafast";

@@ -11,15 +11,11 @@
  */
 import type { LinkConfig } from "../core/sim/link.ts";
 import { sessionPair } from "../core/sim/pair.ts";
+import { numberFlag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-const seeds = flag("seeds", 200);
-const loss = flag("loss", 0.2);
-const rttMs = flag("rtt", 50);
+const seeds = numberFlag("seeds", 200);
+const loss = numberFlag("loss", 0.2);
+const rttMs = numberFlag("rtt", 50);
 const CONTROL_MESSAGES = 100;
 
 const link: LinkConfig = {
