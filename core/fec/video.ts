@@ -93,8 +93,16 @@ export function protectFrame(
   return out;
 }
 
+/** What a rebuilt fragment takes from its frame: fragments and parity both carry it. */
+type FrameShape = Pick<VideoFragmentFrame, "fragmentCount" | "captureTimeUs" | "keyframe">;
+
+/** A copy of the three fields, so a fragment's packet buffer is not kept alive with it. */
+function shapeOf(f: FrameShape): FrameShape {
+  return { fragmentCount: f.fragmentCount, captureTimeUs: f.captureTimeUs, keyframe: f.keyframe };
+}
+
 interface FrameState {
-  meta: { fragmentCount: number; captureTimeUs: number; keyframe: boolean } | undefined;
+  meta: FrameShape | undefined;
   fragments: Map<number, Uint8Array>;
   /** Parity by group first index, then by parity index. */
   groups: Map<number, { k: number; m: number; scheme: FecScheme; parity: Map<number, Uint8Array> }>;
@@ -119,11 +127,7 @@ export class FecReceiver {
   /** Notes a received fragment; returns fragments it made recoverable (usually none). */
   onFragment(fragment: VideoFragmentFrame): VideoFragmentFrame[] {
     const state = this.#state(fragment.frameId);
-    state.meta ??= {
-      fragmentCount: fragment.fragmentCount,
-      captureTimeUs: fragment.captureTimeUs,
-      keyframe: fragment.keyframe,
-    };
+    state.meta ??= shapeOf(fragment);
     if (state.fragments.has(fragment.fragmentIndex)) return [];
     state.fragments.set(fragment.fragmentIndex, fragment.data);
     if (state.groups.size === 0) return [];
@@ -134,11 +138,7 @@ export class FecReceiver {
   onParity(parity: FecParityFrame): VideoFragmentFrame[] {
     const state = this.#state(parity.frameId);
     // Parity carries the frame's shape too, so a frame lost whole is rebuilt from parity alone.
-    state.meta ??= {
-      fragmentCount: parity.fragmentCount,
-      captureTimeUs: parity.captureTimeUs,
-      keyframe: parity.keyframe,
-    };
+    state.meta ??= shapeOf(parity);
     let group = state.groups.get(parity.groupFirstIndex);
     if (group === undefined) {
       group = {
