@@ -40,8 +40,15 @@ Deno.test("audio: a 440 Hz tone on the host plays in the page at 440 Hz", async 
     const page = await browser.newPage();
     await page.goto(client.player.url);
 
-    // Play the tone into the host's sink for as long as the test listens.
-    const sink = await PulseAudioSink.open({ server: pulse.server, sink: pulse.sink, channels: 2 });
+    // Play the tone into the host's sink for as long as the test listens. The feeder is this
+    // test's own loop, sharing its event loop with the host, client and Playwright: a 30 ms
+    // buffer (the default) ran dry once on CI, and the silence read as 540 Hz. 250 ms does not.
+    const sink = await PulseAudioSink.open({
+      server: pulse.server,
+      sink: pulse.sink,
+      channels: 2,
+      targetLatencyMs: 250,
+    });
     const tone = new ToneGenerator(440, -12, 2);
     let playing = true;
     const player = (async () => {
