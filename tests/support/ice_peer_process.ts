@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Waiters } from "../../tools/process/waiters.ts";
 
 const PEER = new URL("./ice_peer.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -20,7 +21,7 @@ export class IcePeerProcess {
   readonly stderr: string[] = [];
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
   readonly #pumped: Promise<void>;
   #ended = false;
   #closing: Promise<void> | undefined;
@@ -59,13 +60,13 @@ export class IcePeerProcess {
             this.events.push({ ev: "unparsable", line });
           }
         }
-        for (const w of [...this.#waiters]) w();
+        this.#waiters.notify();
       }
     } catch {
       // the child went away
     }
     this.#ended = true;
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
   }
 
   async #pumpErr(): Promise<void> {
@@ -84,32 +85,22 @@ export class IcePeerProcess {
   }
 
   /** The first event (from index `from`) matching `pred`, within `timeoutMs`; throws otherwise. */
-  async next(pred: (e: PeerEvent) => boolean, timeoutMs: number): Promise<PeerEvent> {
-    const find = () => this.events.find(pred);
-    const found = find();
-    if (found) return found;
-    const { promise, resolve } = Promise.withResolvers<PeerEvent | undefined>();
-    const check = () => {
-      const e = find();
-      if (e) resolve(e);
-      else if (this.#ended) resolve(undefined);
+  next(pred: (e: PeerEvent) => boolean, timeoutMs: number): Promise<PeerEvent> {
+    const fail = (): never => {
+      throw new Error(
+        `${this.name}: no matching event within ${timeoutMs} ms; events ${
+          JSON.stringify(this.events)
+        }; stderr ${this.stderr.join("").slice(-2000)}`,
+      );
     };
-    this.#waiters.add(check);
-    const timer = setTimeout(() => resolve(undefined), timeoutMs);
-    try {
-      const e = await promise;
-      if (!e) {
-        throw new Error(
-          `${this.name}: no matching event within ${timeoutMs} ms; events ${
-            JSON.stringify(this.events)
-          }; stderr ${this.stderr.join("").slice(-2000)}`,
-        );
-      }
-      return e;
-    } finally {
-      clearTimeout(timer);
-      this.#waiters.delete(check);
-    }
+    return this.#waiters.wait(
+      () => {
+        const e = this.events.find(pred);
+        return e !== undefined || !this.#ended ? e : fail();
+      },
+      timeoutMs,
+      fail,
+    );
   }
 
   /** Closes stdin (the peer exits), kills it if it lingers, reaps it. Idempotent. */

@@ -27,6 +27,7 @@
  * @module
  */
 import { Subprocess } from "../../tools/process/subprocess.ts";
+import { Waiters } from "../../tools/process/waiters.ts";
 
 /** Every namespace this harness creates starts with this. */
 export const NETNS_PREFIX = "wv-";
@@ -664,7 +665,7 @@ export class NetnsUdpSocket {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #queue: Datagram[] = [];
   readonly #errors: string[] = [];
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
   readonly #onClose: () => void;
   readonly #pumped: Promise<void>;
   #local: string | undefined;
@@ -706,13 +707,13 @@ export class NetnsUdpSocket {
           this.#line(buffer.slice(0, newline));
           buffer = buffer.slice(newline + 1);
         }
-        for (const w of [...this.#waiters]) w();
+        this.#waiters.notify();
       }
     } catch {
       // The child went away.
     }
     this.#ended = true;
-    for (const w of [...this.#waiters]) w();
+    this.#waiters.notify();
   }
 
   #line(line: string): void {
@@ -731,22 +732,12 @@ export class NetnsUdpSocket {
     }
   }
 
-  async #until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (done()) return true;
-    const { promise, resolve } = Promise.withResolvers<boolean>();
-    const check = () => {
-      if (done()) resolve(true);
-      else if (this.#ended) resolve(false);
-    };
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    this.#waiters.add(check);
-    try {
-      check();
-      return await promise;
-    } finally {
-      clearTimeout(timer);
-      this.#waiters.delete(check);
-    }
+  #until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    return this.#waiters.wait(
+      () => done() || (this.#ended ? false : undefined),
+      timeoutMs,
+      () => false,
+    );
   }
 
   /** Resolves once the socket is bound. */

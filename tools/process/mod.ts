@@ -5,3 +5,4 @@
  */
 export { LineProcess } from "./line_process.ts";
 export { Subprocess } from "./subprocess.ts";
+export { Waiters } from "./waiters.ts";

@@ -6,13 +6,14 @@
  *
  * @module
  */
+import { Waiters } from "./waiters.ts";
 
 /** A running child whose stdout and stderr are collected as lines. */
 export class Subprocess {
   readonly #child: Deno.ChildProcess;
   readonly #stdout: string[] = [];
   readonly #stderr: string[] = [];
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Waiters();
   #exit: Deno.CommandStatus | undefined;
   /** Resolves with the exit status once the child has exited and its output is read. */
   readonly status: Promise<Deno.CommandStatus>;
@@ -44,7 +45,7 @@ export class Subprocess {
       const status = await child.status;
       await pumps;
       this.#exit = status;
-      this.#wake();
+      this.#waiters.notify();
       return status;
     })();
   }
@@ -58,18 +59,14 @@ export class Subprocess {
         while ((newline = buffer.indexOf("\n")) >= 0) {
           into.push(buffer.slice(0, newline));
           buffer = buffer.slice(newline + 1);
-          this.#wake();
+          this.#waiters.notify();
         }
       }
     } catch {
       // The pipe broke: the process is gone.
     }
     if (buffer !== "") into.push(buffer);
-    this.#wake();
-  }
-
-  #wake(): void {
-    for (const waiter of [...this.#waiters]) waiter();
+    this.#waiters.notify();
   }
 
   /** The process id. */
@@ -88,37 +85,26 @@ export class Subprocess {
   }
 
   /** Waits for a stdout line matching `predicate`; throws (with stderr) on exit or after `timeoutMs`. */
-  async waitForLine(predicate: (line: string) => boolean, timeoutMs: number): Promise<string> {
-    const { promise, resolve, reject } = Promise.withResolvers<string>();
-    const check = () => {
-      const line = this.#stdout.find(predicate);
-      if (line !== undefined) resolve(line);
-      else if (this.#exit !== undefined) {
-        reject(
-          new Error(
-            `${this.name} exited (code ${this.#exit.code}) before the expected line; stderr: ${
-              this.#stderr.join(" | ")
-            }`,
-          ),
+  waitForLine(predicate: (line: string) => boolean, timeoutMs: number): Promise<string> {
+    return this.#waiters.wait(
+      () => {
+        const line = this.#stdout.find(predicate);
+        if (line !== undefined || this.#exit === undefined) return line;
+        throw new Error(
+          `${this.name} exited (code ${this.#exit.code}) before the expected line; stderr: ${
+            this.#stderr.join(" | ")
+          }`,
         );
-      }
-    };
-    const timer = setTimeout(() =>
-      reject(
-        new Error(
+      },
+      timeoutMs,
+      () => {
+        throw new Error(
           `${this.name}: no expected line within ${timeoutMs} ms; stdout: ${
             this.#stdout.join(" | ")
           }; stderr: ${this.#stderr.join(" | ")}`,
-        ),
-      ), timeoutMs);
-    this.#waiters.add(check);
-    try {
-      check();
-      return await promise;
-    } finally {
-      clearTimeout(timer);
-      this.#waiters.delete(check);
-    }
+        );
+      },
+    );
   }
 
   /** Sends `signal` if the process still runs. */
