@@ -107,6 +107,12 @@ Deno.test("media pipeline: 1280x720@30 from the worker, keyframes on request, bi
     const before = median(deltaSizes(keyAfter.frame.frameId + 3, bitrateChangedAfter!));
     const after = median(deltaSizes(bitrateChangedAfter! + 10, Infinity));
     assert.ok(after < before * 0.6, `frames shrank from ${before} to ${after} bytes`);
+    // And the encoder keeps to the new budget itself, whatever the content gave before the cut.
+    const budget = lowBitrate / 8 / 30;
+    assert.ok(
+      after <= 1.5 * budget,
+      `P-frames of ${after} B against ${budget.toFixed(0)} B a frame`,
+    );
 
     const encodeMs = median(frames.map(({ frame }) =>
       frame.timing.encodeEndUs - frame.timing.encodeStartUs
