@@ -25,7 +25,13 @@ export {
   serializationEndMs,
   validateRateSchedule,
 } from "./rate_schedule.ts";
-export { DeliveryTrace, parseMahimahiTrace, TRACE_PACKET_BYTES } from "./trace.ts";
+export {
+  DeliveryTrace,
+  parseMahimahiTrace,
+  TRACE_PACKET_BYTES,
+  type TraceOutages,
+  traceOutages,
+} from "./trace.ts";
 export {
   type Direction,
   type Middlebox,

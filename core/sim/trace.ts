@@ -136,3 +136,49 @@ export function parseMahimahiTrace(
     throw new SyntaxError(`${name}: ${(e as Error).message}`);
   }
 }
+
+/** What {@linkcode traceOutages} found in a stretch of a trace. */
+export interface TraceOutages {
+  /** Mean capacity over the stretch, bit/s. */
+  meanBps: number;
+  /** Whole seconds of the stretch whose capacity is below the floor. */
+  secondsBelowFloor: number;
+  /** Time spent in gaps longer than the gap threshold, ms. */
+  gapTotalMs: number;
+  /** The longest gap between consecutive opportunities, ms. */
+  longestGapMs: number;
+}
+
+/**
+ * Outages in the first `untilMs` of a trace: how long it goes without a
+ * delivery opportunity (gaps longer than `gapMs`, where whatever is queued
+ * waits), and how many of its seconds carry less than `floorBps`.
+ */
+export function traceOutages(
+  trace: DeliveryTrace,
+  untilMs: number,
+  gapMs: number,
+  floorBps: number,
+): TraceOutages {
+  const perSecond = new Array<number>(Math.ceil(untilMs / 1000)).fill(0);
+  let gapTotalMs = 0, longestGapMs = 0, count = 0, prev: number | undefined;
+  for (let i = 0;; i++) {
+    const t = trace.opportunityTime(i);
+    if (t >= untilMs) break;
+    count++;
+    perSecond[Math.floor(t / 1000)]++;
+    if (prev !== undefined) {
+      const gap = t - prev;
+      if (gap > gapMs) gapTotalMs += gap;
+      longestGapMs = Math.max(longestGapMs, gap);
+    }
+    prev = t;
+  }
+  const bitsPerOpportunity = TRACE_PACKET_BYTES * 8;
+  return {
+    meanBps: (count * bitsPerOpportunity * 1000) / untilMs,
+    secondsBelowFloor: perSecond.filter((n) => n * bitsPerOpportunity < floorBps).length,
+    gapTotalMs,
+    longestGapMs,
+  };
+}

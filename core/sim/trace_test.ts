@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DeliveryTrace, parseMahimahiTrace } from "./trace.ts";
+import { DeliveryTrace, parseMahimahiTrace, traceOutages } from "./trace.ts";
 
 const TRACES = new URL("../../../shared/traces/", import.meta.url);
 
@@ -63,4 +63,17 @@ Deno.test("parseMahimahiTrace: mean capacity of the shared cellular traces match
     Math.abs(tmo.meanCapacityBps / 1e6 - 16.70) < 0.005,
     `TMobile ${tmo.meanCapacityBps}`,
   );
+});
+
+Deno.test("traceOutages: gaps over the threshold, the longest gap, seconds under the floor", () => {
+  // 1 s of one opportunity per ms, then nothing until 2500, then 1 per 10 ms until 4000.
+  const times: number[] = [];
+  for (let t = 1; t <= 1000; t++) times.push(t);
+  for (let t = 2500; t <= 4000; t += 10) times.push(t);
+  const o = traceOutages(new DeliveryTrace(times), 4000, 100, 1_000_000);
+  assert.equal(o.longestGapMs, 1500);
+  assert.equal(o.gapTotalMs, 1500, "the 10 ms steps are under the threshold");
+  // Second 0: 999 opportunities (12 Mbit/s); 1: one (t = 1000); 2: 50; 3: 100 (1.2 Mbit/s).
+  assert.equal(o.secondsBelowFloor, 2);
+  assert.equal(o.meanBps, ((1000 + 150) * 12_000) / 4);
 });

@@ -1,0 +1,48 @@
+/**
+ * Outages of Mahimahi traces: per file, the mean capacity over the first
+ * `--until-ms`, the seconds under `--floor-bps`, the time spent in gaps of
+ * more than `--gap-ms` without a delivery opportunity, and the longest gap.
+ *
+ *   deno run -A tools/traces/main.ts [--until-ms 120000] [--gap-ms 100] [--floor-bps 150000] FILE...
+ *
+ * @module
+ */
+import { parseMahimahiTrace, traceOutages } from "../../core/sim/mod.ts";
+
+function option(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(Deno.args[i + 1]);
+  if (!(value > 0)) throw new RangeError(`--${name} needs a positive number`);
+  return value;
+}
+
+if (import.meta.main) {
+  const untilMs = option("until-ms", 120_000);
+  const gapMs = option("gap-ms", 100);
+  const floorBps = option("floor-bps", 150_000);
+  const files = Deno.args.filter((a, i) =>
+    !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
+  );
+  if (files.length === 0) {
+    console.error(
+      "usage: deno run -A tools/traces/main.ts [--until-ms N] [--gap-ms N] [--floor-bps N] FILE...",
+    );
+    Deno.exit(2);
+  }
+  for (const file of files) {
+    const o = traceOutages(
+      parseMahimahiTrace(await Deno.readTextFile(file), file),
+      untilMs,
+      gapMs,
+      floorBps,
+    );
+    console.log(
+      `${file} mean_kbps=${
+        (o.meanBps / 1000).toFixed(0)
+      } seconds_below_floor=${o.secondsBelowFloor}/${Math.ceil(untilMs / 1000)} gap_total_s=${
+        (o.gapTotalMs / 1000).toFixed(1)
+      } longest_gap_ms=${o.longestGapMs}`,
+    );
+  }
+}
