@@ -7,23 +7,31 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { parseMahimahiTrace, traceOutages } from "../../core/sim/mod.ts";
 
-function option(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const value = Number(Deno.args[i + 1]);
-  if (!(value > 0)) throw new RangeError(`--${name} needs a positive number`);
+/** The option's value as a positive number, or `fallback` when it is absent. */
+function positive(values: Record<string, string | undefined>, name: string, fallback: number) {
+  const text = values[name];
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!(value > 0)) throw new RangeError(`--${name} needs a positive number, got "${text}"`);
   return value;
 }
 
 if (import.meta.main) {
-  const untilMs = option("until-ms", 120_000);
-  const gapMs = option("gap-ms", 100);
-  const floorBps = option("floor-bps", 150_000);
-  const files = Deno.args.filter((a, i) =>
-    !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
-  );
+  const { values, positionals: files } = parseArgs({
+    args: Deno.args,
+    options: {
+      "until-ms": { type: "string" },
+      "gap-ms": { type: "string" },
+      "floor-bps": { type: "string" },
+    },
+    allowPositionals: true,
+  });
+  const untilMs = positive(values, "until-ms", 120_000);
+  const gapMs = positive(values, "gap-ms", 100);
+  const floorBps = positive(values, "floor-bps", 150_000);
   if (files.length === 0) {
     console.error(
       "usage: deno run -A tools/traces/main.ts [--until-ms N] [--gap-ms N] [--floor-bps N] FILE...",
