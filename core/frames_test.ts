@@ -6,6 +6,7 @@ import {
   encodedFrameLength,
   encodeFrames,
   encodeFramesInto,
+  type FecParityFrame,
   FecScheme,
   type Frame,
   FrameType,
@@ -421,6 +422,22 @@ Deno.test("frames: each error kind", () => {
 });
 
 Deno.test("frames: encoders reject caller bugs with RangeError", () => {
+  // A valid parity frame; each bad one below changes only what makes it bad.
+  const fec: FecParityFrame = {
+    type: "fec",
+    scheme: FecScheme.Xor,
+    frameId: 0,
+    groupFirstIndex: 0,
+    dataCount: 1,
+    parityIndex: 0,
+    parityCount: 1,
+    fragmentCount: 1,
+    captureTimeUs: 0,
+    keyframe: false,
+    protectedLength: 0,
+    data: new Uint8Array(0),
+  };
+  assert.ok(encodeFrames([fec]).length > 0);
   const bad: Frame[] = [
     {
       type: "video",
@@ -444,48 +461,9 @@ Deno.test("frames: encoders reject caller bugs with RangeError", () => {
     { type: "input", sequence: -1, data: new Uint8Array(0) },
     { type: "control", sequence: 0, data: new Uint8Array(65536) },
     { type: "ack", channel: 0x11 as AckChannel, nextExpected: 0, bitmap: 0 },
-    {
-      type: "fec",
-      scheme: 2 as FecScheme,
-      frameId: 0,
-      groupFirstIndex: 0,
-      dataCount: 1,
-      parityIndex: 0,
-      parityCount: 1,
-      fragmentCount: 1,
-      captureTimeUs: 0,
-      keyframe: false,
-      protectedLength: 0,
-      data: new Uint8Array(0),
-    },
-    {
-      type: "fec",
-      scheme: FecScheme.Xor,
-      frameId: 0,
-      groupFirstIndex: 2,
-      dataCount: 2,
-      parityIndex: 0,
-      parityCount: 1,
-      fragmentCount: 3,
-      captureTimeUs: 0,
-      keyframe: false,
-      protectedLength: 0,
-      data: new Uint8Array(0),
-    },
-    {
-      type: "fec",
-      scheme: FecScheme.Xor,
-      frameId: 0,
-      groupFirstIndex: 0,
-      dataCount: 1,
-      parityIndex: 0,
-      parityCount: 1,
-      fragmentCount: 1,
-      captureTimeUs: 2 ** 53,
-      keyframe: false,
-      protectedLength: 0,
-      data: new Uint8Array(0),
-    },
+    { ...fec, scheme: 2 as FecScheme },
+    { ...fec, groupFirstIndex: 2, dataCount: 2, fragmentCount: 3 },
+    { ...fec, captureTimeUs: 2 ** 53 },
     {
       type: "feedback",
       lostTotal: 0,
